@@ -1,0 +1,158 @@
+"""The typed events the agent loop emits, one dataclass per kind.
+
+The loop knows nothing of Slack, terminals or SQLite: it hands each event to every sink in
+order and awaits them before its next step (so the audit store has committed what the channel
+is about to see). Sinks dispatch on ``isinstance`` or on ``kind``.
+
+``payload()`` is the JSON-safe body the audit store hashes and the export renders; it is
+everything except ``run_id`` and ``at``, which the store keeps in columns.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    kind: ClassVar[str] = "event"
+    run_id: str
+    at: float = field(default_factory=time.time)
+
+    def payload(self) -> dict[str, Any]:
+        body = asdict(self)
+        body.pop("run_id")
+        body.pop("at")
+        return body
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    question: str
+    namespace: str | None
+    model: str
+    max_turns: int
+    tools: list[str]
+    requester: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelRequest(Event):
+    kind: ClassVar[str] = "model_request"
+    turn: int
+    messages: int          # how many messages were sent
+    chars: int             # total characters of message content sent
+    tools_offered: int     # 0 on the last turn: the model must answer
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelReply(Event):
+    kind: ClassVar[str] = "model_reply"
+    turn: int
+    duration_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_estimated: bool  # True when the server sent no `usage`
+    content: str            # the model's text (reasoning or the final answer)
+    tool_calls: list[dict[str, Any]]  # [{"id", "name", "arguments"}] as parsed
+    recovered_from_text: bool = False  # the call was written in `content`, not `tool_calls`
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolRequested(Event):
+    kind: ClassVar[str] = "tool_requested"
+    turn: int
+    call_id: str
+    tool: str
+    args: dict[str, Any]
+    mutating: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolFinished(Event):
+    kind: ClassVar[str] = "tool_finished"
+    turn: int
+    call_id: str
+    tool: str
+    ok: bool
+    duration_s: float
+    output: str             # the full (redacted) result, before the context budget trims it
+    error: str | None = None
+    findings: list[str] = field(default_factory=list)
+    sent_chars: int = 0     # how much of it reached the model after truncation
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRequested(Event):
+    kind: ClassVar[str] = "approval_requested"
+    call_id: str
+    tool: str
+    args: dict[str, Any]
+    summary: str            # "delete pod X in namespace Y"
+    reason: str             # why the model asked (its text this turn), may be empty
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalDecided(Event):
+    kind: ClassVar[str] = "approval_decided"
+    call_id: str
+    tool: str
+    approved: bool
+    decided_by: str | None  # None when it expired or nobody could be asked
+    reason: str             # "approved", "denied", "expired", "no TTY", ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Truncated(Event):
+    kind: ClassVar[str] = "truncated"
+    call_id: str
+    tool: str
+    original_chars: int
+    kept_chars: int
+    omitted_lines: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Redacted(Event):
+    kind: ClassVar[str] = "redacted"
+    call_id: str
+    tool: str
+    count: int
+    kinds: list[str]        # e.g. ["bearer", "jwt"]: what was found, never the values
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerdictReached(Event):
+    kind: ClassVar[str] = "verdict"
+    verdict: dict[str, Any]  # agent.verdict.Verdict.to_dict()
+    turns: int
+    tokens: int
+    truncated: bool          # max turns hit: this is what the model had, not a conclusion
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFailed(Event):
+    kind: ClassVar[str] = "failed"
+    reason: str              # one line for humans: "model unreachable at …", "token budget …"
+    error_type: str          # the BudoError subclass name
+    turns: int
+    tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunCancelledEvent(Event):
+    kind: ClassVar[str] = "cancelled"
+    reason: str
+    turns: int
+    tokens: int
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    RunStarted, ModelRequest, ModelReply, ToolRequested, ToolFinished, ApprovalRequested,
+    ApprovalDecided, Truncated, Redacted, VerdictReached, RunFailed, RunCancelledEvent,
+)
+EVENT_TYPES: dict[str, type[Event]] = {cls.kind: cls for cls in ALL_EVENTS}
+TERMINAL_KINDS = frozenset({"verdict", "failed", "cancelled"})

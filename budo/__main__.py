@@ -1,0 +1,5 @@
+import sys
+
+from budo.cli import main
+
+sys.exit(main())
