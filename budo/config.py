@@ -59,6 +59,11 @@ class Settings:
         metadata={"env": "BUDO_NAMESPACES", "doc": "Comma-separated namespaces the tools may "
                   "read and act on. Empty: every namespace RBAC allows."},
     )
+    kubeconfig: str | None = field(
+        default=None,
+        metadata={"env": "KUBECONFIG", "doc": "Kubeconfig file for the cluster. Unset: "
+                  "`~/.kube/config`, then the in-cluster service account."},
+    )
     max_turns: int = field(
         default=15,
         metadata={"env": "BUDO_MAX_TURNS", "doc": "Model turns per run; the last turn is "
