@@ -1,12 +1,56 @@
-"""The agent loop. (Public API fixed; implementation lands next.)"""
+"""The agent loop: question in, verdict (or a clearly stated failure) out.
+
+One function, ``run_investigation``, owns the whole conversation. It knows nothing of Slack,
+terminals or SQLite: every step becomes a typed event (agent/events.py) handed to each sink in
+order, and awaited, before the next step. Rules that matter live here, in code:
+
+- the approval gate: a mutating tool runs only after ``approver.request`` says yes; a denial,
+  timeout or missing human becomes a ``denied: …`` tool result;
+- every failure a model or a tool can produce (unknown tool, bad JSON, an exception, a timeout,
+  a repeated call) goes back to the model as a tool result; the loop never crashes on them;
+- budgets: turns (the last turn is offered no tools), tokens, wall clock, per-tool time, and
+  the characters of each tool result that reach the model.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent.protocols import Approver, ChatModel, EventSink, ToolSpec
+from agent import prompts
+from agent.events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    Event,
+    ModelReply,
+    ModelRequest,
+    Redacted,
+    RunCancelledEvent,
+    RunFailed,
+    RunStarted,
+    ToolFinished,
+    ToolRequested,
+    Truncated,
+    VerdictReached,
+)
+from agent.guards import clip, wrap_untrusted
+from agent.protocols import (
+    ApprovalDecision,
+    ApprovalRequest,
+    Approver,
+    ChatModel,
+    EventSink,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+)
+from agent.verdict import Verdict, parse_verdict
+from budo.errors import BudgetExceeded, BudoError
 
 
 @dataclass(frozen=True)
@@ -16,6 +60,11 @@ class Budgets:
     run_timeout: float = 600.0
     tool_timeout: float = 30.0
     tool_output_chars: int = 8000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Budgets:
+        return cls(settings.max_turns, settings.max_tokens, settings.run_timeout,
+                   settings.tool_timeout, settings.tool_output_chars)
 
 
 @dataclass
@@ -27,6 +76,163 @@ class RunOutcome:
     tokens: int
     reason: str | None = None       # one line, for failed/cancelled
     messages: list[dict[str, Any]] = field(default_factory=list)  # for follow-ups
+
+
+class _SinkFailed(BudoError):
+    """A sink could not take an event: the trail would have a hole, so the run stops."""
+
+
+@dataclass
+class _Run:
+    run_id: str
+    model: ChatModel
+    tools: dict[str, ToolSpec]
+    sinks: list[EventSink]
+    approver: Approver
+    budgets: Budgets
+    messages: list[dict[str, Any]]
+    turns: int = 0
+    tokens: int = 0
+    calls_seen: Counter[str] = field(default_factory=Counter)
+
+    async def emit(self, event: Event) -> None:
+        for sink in list(self.sinks):
+            try:
+                await sink.emit(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Drop the broken sink so the failure itself can still reach the others.
+                self.sinks.remove(sink)
+                raise _SinkFailed(
+                    f"{type(sink).__name__} failed to record {event.kind}: {exc}"
+                ) from exc
+
+    # --- one turn -------------------------------------------------------------------------
+
+    async def turn(self, last: bool) -> Verdict | None:
+        self.turns += 1
+        schemas = [] if last else [spec.schema() for spec in self.tools.values()]
+        if last:
+            self.messages.append({"role": "user", "content": prompts.LAST_TURN_NOTE})
+        chars = sum(len(str(m.get("content") or "")) for m in self.messages)
+        await self.emit(ModelRequest(run_id=self.run_id, turn=self.turns,
+                                     messages=len(self.messages), chars=chars,
+                                     tools_offered=len(schemas)))
+        started = time.monotonic()
+        reply = await self.model.complete(
+            self.messages, tools=schemas or None, tool_choice="auto" if schemas else None
+        )
+        self.tokens += reply.usage.total
+        calls = [] if last else reply.tool_calls  # tools offered none: ignore stray calls
+        await self.emit(ModelReply(
+            run_id=self.run_id, turn=self.turns, duration_s=round(time.monotonic() - started, 3),
+            prompt_tokens=reply.usage.prompt_tokens,
+            completion_tokens=reply.usage.completion_tokens,
+            tokens_estimated=reply.usage.estimated, content=reply.content,
+            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
+            recovered_from_text=reply.recovered_from_text,
+        ))
+        if self.tokens > self.budgets.max_tokens:
+            raise BudgetExceeded(
+                f"token budget exhausted: {self.tokens} tokens used of {self.budgets.max_tokens}"
+            )
+        self.messages.append(_assistant_message(reply.content, calls))
+        if not calls:
+            if reply.content.strip():
+                return parse_verdict(reply.content)
+            if last:
+                return Verdict(root_cause="(the model gave no answer on its last turn)",
+                               structured=False, raw="")
+            self.messages.append({"role": "user", "content": "Your reply was empty. Call a tool, "
+                                  "or answer in the ROOT CAUSE / EVIDENCE / FIX format."})
+            return None
+        for call in calls:
+            await self.handle_call(call, reply.content)
+        return None
+
+    # --- one tool call ----------------------------------------------------------------------
+
+    async def handle_call(self, call: ToolCall, reasoning: str) -> None:
+        spec = self.tools.get(call.name)
+        args = call.arguments or {}
+        await self.emit(ToolRequested(run_id=self.run_id, turn=self.turns, call_id=call.id,
+                                      tool=call.name, args=args,
+                                      mutating=bool(spec and spec.mutating)))
+        if spec is None:
+            text = prompts.unknown_tool(call.name, sorted(self.tools))
+            return await self.finish_call(call, ToolResult.failure(text[len("error: "):]), 0.0)
+        if call.arguments is None:
+            text = prompts.bad_arguments(call.name, call.parse_error or "unparseable")
+            return await self.finish_call(call, ToolResult.failure(text[len("error: "):]), 0.0)
+        key = f"{call.name}:{json.dumps(args, sort_keys=True)}"
+        self.calls_seen[key] += 1
+        if self.calls_seen[key] >= 3:
+            note = prompts.BREAKER_NOTE.format(tool=call.name)
+            return await self.finish_call(call, ToolResult.failure(note), 0.0)
+        if spec.mutating:
+            decision = await self.ask_approval(call, spec, reasoning)
+            if not decision.approved:
+                denied = ToolResult.failure(
+                    f"denied: {decision.reason}. The action was NOT performed; do not retry it. "
+                    "Recommend it in your FIX instead."
+                )
+                return await self.finish_call(call, denied, 0.0)
+        started = time.monotonic()
+        result = await self.execute(spec, args)
+        await self.finish_call(call, result, time.monotonic() - started)
+
+    async def ask_approval(self, call: ToolCall, spec: ToolSpec, reasoning: str
+                           ) -> ApprovalDecision:
+        args = call.arguments or {}
+        summary = _summarise(spec.name, args)
+        await self.emit(ApprovalRequested(run_id=self.run_id, call_id=call.id, tool=spec.name,
+                                          args=args, summary=summary, reason=reasoning.strip()))
+        request = ApprovalRequest(run_id=self.run_id, call_id=call.id, tool=spec.name, args=args,
+                                  summary=summary, reason=reasoning.strip())
+        try:
+            decision = await self.approver.request(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an approver that breaks must fail closed
+            decision = ApprovalDecision(False, None, f"approval failed ({exc}); treated as denied")
+        await self.emit(ApprovalDecided(run_id=self.run_id, call_id=call.id, tool=spec.name,
+                                        approved=decision.approved,
+                                        decided_by=decision.decided_by, reason=decision.reason))
+        return decision
+
+    async def execute(self, spec: ToolSpec, args: dict[str, Any]) -> ToolResult:
+        try:
+            async with asyncio.timeout(self.budgets.tool_timeout):
+                return await spec.func(**args)
+        except TimeoutError:
+            return ToolResult.failure(
+                f"{spec.name} timed out after {self.budgets.tool_timeout:g}s; narrow the call"
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return ToolResult.failure(f"{type(exc).__name__}: {exc}")
+
+    async def finish_call(self, call: ToolCall, result: ToolResult, duration: float) -> None:
+        if result.redactions:
+            await self.emit(Redacted(run_id=self.run_id, call_id=call.id, tool=call.name,
+                                     count=result.redactions, kinds=result.redaction_kinds))
+        text = result.text()
+        clipped = clip(text, self.budgets.tool_output_chars)
+        if clipped.truncated:
+            await self.emit(Truncated(run_id=self.run_id, call_id=call.id, tool=call.name,
+                                      original_chars=clipped.original_chars,
+                                      kept_chars=len(clipped.text),
+                                      omitted_lines=clipped.omitted_lines))
+        await self.emit(ToolFinished(
+            run_id=self.run_id, turn=self.turns, call_id=call.id, tool=call.name, ok=result.ok,
+            duration_s=round(duration, 3), output=text, error=result.error,
+            findings=list(result.findings), sent_chars=len(clipped.text),
+        ))
+        content = wrap_untrusted(call.name, clipped.text) if call.name in self.tools else text
+        self.messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name,
+                              "content": content})
 
 
 async def run_investigation(
@@ -45,4 +251,72 @@ async def run_investigation(
     """Run one investigation to a verdict, failure or cancellation; never raises for model,
     tool or budget trouble (those end as RunOutcome + a terminal event). Task cancellation
     emits a `cancelled` event and returns status "cancelled"."""
-    raise NotImplementedError
+    messages = list(history) if history else [{"role": "system", "content": prompts.SYSTEM_PROMPT}]
+    messages.append({"role": "user", "content": prompts.first_user_message(question, namespace)})
+    run = _Run(run_id, model, {t.name: t for t in tools}, list(sinks), approver, budgets, messages)
+
+    def outcome(status: Any, verdict: dict[str, Any] | None = None,
+                reason: str | None = None) -> RunOutcome:
+        return RunOutcome(run_id, status, verdict, run.turns, run.tokens, reason, run.messages)
+
+    try:
+        async with asyncio.timeout(budgets.run_timeout):
+            await run.emit(RunStarted(run_id=run_id, question=question, namespace=namespace,
+                                      model=getattr(model, "model", "?"),
+                                      max_turns=budgets.max_turns, tools=sorted(run.tools),
+                                      requester=requester))
+            verdict: Verdict | None = None
+            while verdict is None:
+                verdict = await run.turn(last=run.turns + 1 >= budgets.max_turns)
+            forced = run.turns >= budgets.max_turns
+            await run.emit(VerdictReached(run_id=run_id, verdict=verdict.to_dict(),
+                                          turns=run.turns, tokens=run.tokens, truncated=forced))
+            return outcome("succeeded", verdict.to_dict())
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        reason = "cancelled"
+        await _final(run, RunCancelledEvent(run_id=run_id, reason=reason, turns=run.turns,
+                                            tokens=run.tokens))
+        return outcome("cancelled", reason=reason)
+    except TimeoutError:
+        error: BudoError = BudgetExceeded(
+            f"wall-clock budget exhausted after {budgets.run_timeout:g}s"
+        )
+    except BudoError as exc:  # model unreachable, token budget, a broken sink
+        error = exc
+    await _final(run, RunFailed(run_id=run_id, reason=str(error), error_type=type(error).__name__,
+                                turns=run.turns, tokens=run.tokens))
+    return outcome("failed", reason=str(error))
+
+
+async def _final(run: _Run, event: Event) -> None:
+    """Emit a terminal event to every sink still standing; a sink failing here has nothing
+    left to stop, so its error is dropped rather than masking the original outcome."""
+    for sink in run.sinks:
+        try:
+            await sink.emit(event)
+        except Exception:  # see docstring
+            continue
+
+
+def _assistant_message(content: str, calls: list[ToolCall]) -> dict[str, Any]:
+    # "content": "" rather than None: some servers 500 on a null content next to tool_calls.
+    message: dict[str, Any] = {"role": "assistant", "content": content or ""}
+    if calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function",
+             "function": {"name": c.name,
+                          "arguments": json.dumps(c.arguments) if c.arguments is not None
+                          else c.raw_arguments}}
+            for c in calls
+        ]
+    return message
+
+
+def _summarise(tool: str, args: dict[str, Any]) -> str:
+    if tool == "delete_pod":
+        return f"delete pod {args.get('pod')} in namespace {args.get('namespace')}"
+    shown = ", ".join(f"{k}={v}" for k, v in args.items())
+    return f"{tool}({shown})"

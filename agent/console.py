@@ -1,0 +1,131 @@
+"""The terminal rendering of a run, shaped like the Slack thread: a root line, one threaded line
+per tool call with a short preview, the approval card, and the verdict.
+
+``TerminalSink`` is an EventSink; ``budo investigate`` and ``budo demo`` both use it, so what
+the demo shows is what the loop actually emitted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from agent.events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    Event,
+    ModelReply,
+    Redacted,
+    RunCancelledEvent,
+    RunFailed,
+    RunStarted,
+    ToolFinished,
+    ToolRequested,
+    Truncated,
+    VerdictReached,
+)
+
+PREVIEW_LINES = 4
+PREVIEW_WIDTH = 110
+
+
+def format_args(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+                     for k, v in args.items())
+
+
+def preview(text: str, lines: int = PREVIEW_LINES, width: int = PREVIEW_WIDTH) -> list[str]:
+    """The first lines of a result plus its FINDINGS (they are the point of the call)."""
+    all_lines = [line for line in text.splitlines() if line.strip()]
+    findings = [line for line in all_lines if line.startswith("FINDINGS:")]
+    body = [line for line in all_lines if not line.startswith("FINDINGS:")]
+    shown = [line[:width] + ("…" if len(line) > width else "") for line in body[:lines]]
+    if len(body) > lines:
+        shown.append(f"… {len(body) - lines} more lines (full output in the audit trail)")
+    return shown + [line[:width * 2] for line in findings]
+
+
+class TerminalSink:
+    """Prints each event as it happens. ``color`` adds ANSI dim/bold where the output is a TTY."""
+
+    def __init__(self, out: TextIO | None = None, *, color: bool | None = None,
+                 requester: str = "you") -> None:
+        self.out = out or sys.stdout
+        self.color = self.out.isatty() if color is None else color
+        self.requester = requester
+        self.started = time.monotonic()
+
+    def _style(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.color else text
+
+    def _print(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    async def emit(self, event: Event) -> None:
+        p = self._print
+        if isinstance(event, RunStarted):
+            self.started = time.monotonic()
+            p(self._style(f"🔍 Investigating: {event.question}", "1")
+              + f" — asked by {event.requester or self.requester} · run {event.run_id}")
+            p(self._style(f"   model {event.model} · up to {event.max_turns} turns", "2"))
+        elif isinstance(event, ModelReply):
+            if event.content.strip() and event.tool_calls:
+                thought = " ".join(event.content.split())[:200]
+                p(f"  │ 💭 {self._style(thought, '3')}")
+            if event.recovered_from_text:
+                p(self._style("  │    (tool call recovered from the model's text)", "2"))
+        elif isinstance(event, ToolRequested):
+            mark = "🛠️ " if event.mutating else "🔧"
+            p(f"  ├─ {mark} {event.tool}({format_args(event.args)})")
+        elif isinstance(event, ToolFinished):
+            status = "✓" if event.ok else "✗"
+            head = f"  │    {status} {event.duration_s:.2f}s"
+            if event.sent_chars < len(event.output):
+                head += f" · {len(event.output)} chars, {event.sent_chars} sent to the model"
+            p(self._style(head, "2"))
+            for line in preview(event.output if event.ok else f"error: {event.error}"):
+                style = "33" if line.startswith("FINDINGS:") else "2"
+                p("  │      " + self._style(line, style))
+        elif isinstance(event, Truncated):
+            p(self._style(f"  │    ✂ output clipped: {event.omitted_lines} lines omitted", "2"))
+        elif isinstance(event, Redacted):
+            p(self._style(f"  │    🔒 {event.count} secret(s) redacted "
+                          f"({', '.join(event.kinds)})", "2"))
+        elif isinstance(event, ApprovalRequested):
+            p("  │  ┌─ ⚠️  " + self._style("Approval needed", "1;33"))
+            p(f"  │  │  {event.summary}")
+            if event.reason:
+                p(f"  │  │  why: {' '.join(event.reason.split())[:200]}")
+            p("  │  └─ [ Approve ]  [ Deny ]")
+        elif isinstance(event, ApprovalDecided):
+            who = f" by {event.decided_by}" if event.decided_by else ""
+            text = f"✅ Approved{who}" if event.approved else f"🚫 Denied{who} ({event.reason})"
+            p(f"  │     {text}")
+        elif isinstance(event, VerdictReached):
+            self._verdict(event)
+        elif isinstance(event, RunFailed):
+            p(f"  └─ ❌ {self._style('Investigation failed', '1;31')}: {event.reason}")
+            p(self._style(f"     {event.turns} turns · {event.tokens} tokens · "
+                          f"{time.monotonic() - self.started:.1f}s", "2"))
+        elif isinstance(event, RunCancelledEvent):
+            p(f"  └─ ⏹️  Investigation cancelled ({event.reason})")
+
+    def _verdict(self, event: VerdictReached) -> None:
+        v, p = event.verdict, self._print
+        p("  └─ done")
+        p()
+        title = "VERDICT" + (" (turn budget reached — partial)" if event.truncated else "")
+        p(self._style(f"━━ {title} " + "━" * max(0, 60 - len(title)), "1"))
+        p(self._style("ROOT CAUSE", "1") + f"  {v['root_cause']}")
+        if v.get("evidence"):
+            p(self._style("EVIDENCE", "1"))
+            for item in v["evidence"]:
+                p(f"  • {item}")
+        if v.get("fix"):
+            p(self._style("FIX", "1") + f"  {v['fix']}")
+        extra = "" if v.get("structured", True) else " · (unstructured answer kept as is)"
+        p(self._style(f"confidence {v.get('confidence', 'unknown')} · run {event.run_id} · "
+                      f"{event.turns} turns · {event.tokens} tokens · "
+                      f"{time.monotonic() - self.started:.1f}s{extra}", "2"))

@@ -1,0 +1,111 @@
+"""`budo investigate`: the agent in a terminal, recorded in the audit store like a Slack run.
+
+Approval in a terminal: a y/N prompt on the controlling TTY. No TTY (a pipe, CI, cron) means
+nobody can be asked, so the mutation is denied and the output says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from agent.console import TerminalSink, format_args
+from agent.loop import Budgets, RunOutcome, run_investigation
+from agent.protocols import ApprovalDecision, ApprovalRequest, ChatModel, EventSink, ToolSpec
+from budo.config import Settings
+
+
+@dataclass
+class TerminalApprover:
+    """Asks on stdin when it is a TTY; otherwise denies, saying why."""
+
+    stdin: TextIO | None = None
+    out: TextIO | None = None
+    user: str = "terminal user"
+
+    async def request(self, req: ApprovalRequest) -> ApprovalDecision:
+        stdin = self.stdin or sys.stdin
+        out = self.out or sys.stdout
+        if not stdin.isatty():
+            return ApprovalDecision(False, None, "no TTY to ask for approval: denied")
+        prompt = f"  │  Approve {req.summary} [{req.tool}({format_args(req.args)})]? [y/N] "
+        print(prompt, end="", file=out, flush=True)
+        answer = await asyncio.to_thread(stdin.readline)
+        if answer.strip().lower() in {"y", "yes"}:
+            return ApprovalDecision(True, self.user, "approved")
+        return ApprovalDecision(False, self.user, "denied at the prompt")
+
+
+async def investigate(
+    question: str,
+    *,
+    model: ChatModel,
+    tools: Sequence[ToolSpec],
+    db_path: str,
+    budgets: Budgets,
+    namespace: str | None = None,
+    sinks: Sequence[EventSink] = (),
+    approver: TerminalApprover | None = None,
+    requester: str = "terminal",
+) -> RunOutcome:
+    """One recorded run: open the store, start the run, loop with the audit sink first (so a
+    step is committed before it is shown), close the store."""
+    from storage import AuditSink, Store
+
+    store = await Store.open(db_path)
+    try:
+        run = await store.start_run(source="terminal", question=question, requester=requester,
+                                    namespace=namespace, model=getattr(model, "model", None))
+        return await run_investigation(
+            question, run_id=run.id, model=model, tools=tools,
+            sinks=[AuditSink(store), *sinks], approver=approver or TerminalApprover(),
+            budgets=budgets, namespace=namespace, requester=requester,
+        )
+    finally:
+        await store.close()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("question", help='what is wrong, e.g. "checkout is failing"')
+    parser.add_argument("--namespace", "-n", help="the namespace to start from")
+    parser.add_argument("--max-turns", type=int, help="model turns (default BUDO_MAX_TURNS=15)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default KUBECONFIG)")
+
+
+async def run(args: argparse.Namespace) -> int:
+    from agent.kube import Cluster
+    from agent.model import OpenAIChatModel
+    from agent.tools import build_toolbox
+
+    settings = Settings.from_env()
+    if not args.question.strip():
+        print("budo investigate: the question is empty", file=sys.stderr)
+        return 2
+    if args.max_turns is not None and args.max_turns < 1:
+        print("budo investigate: --max-turns must be at least 1", file=sys.stderr)
+        return 2
+    budgets = Budgets.from_settings(settings)
+    if args.max_turns:
+        budgets = Budgets(args.max_turns, budgets.max_tokens, budgets.run_timeout,
+                          budgets.tool_timeout, budgets.tool_output_chars)
+    cluster = Cluster.from_kubeconfig(args.kubeconfig or settings.kubeconfig,
+                                      namespaces=settings.namespaces)
+    async with OpenAIChatModel.from_settings(settings) as model:
+        outcome = await investigate(
+            args.question, model=model, tools=build_toolbox(cluster), db_path=settings.db_path,
+            budgets=budgets, namespace=args.namespace, sinks=[TerminalSink()],
+        )
+    return exit_code(outcome)
+
+
+def exit_code(outcome: RunOutcome) -> int:
+    """0 with a verdict; otherwise one line on stderr and 1 (failed) or 130 (cancelled)."""
+    if outcome.status == "succeeded":
+        return 0
+    print(f"budo: no verdict: {outcome.reason} (run {outcome.run_id}; "
+          f"`budo export {outcome.run_id}` for the trail)", file=sys.stderr)
+    return 130 if outcome.status == "cancelled" else 1
