@@ -1,0 +1,411 @@
+"""The chat-model client: raw httpx against any OpenAI-compatible ``/chat/completions``.
+
+Ollama, vLLM, llama.cpp's server and OpenAI all speak this dialect with small differences, and
+the differences are handled here rather than in the loop:
+
+* retries with exponential backoff on connect errors, read stalls, 429 (honouring Retry-After,
+  in seconds or as an HTTP date, capped) and 5xx; other 4xx fail at once;
+* one actionable line per failure (``budo.errors``): nothing listening, model not pulled, stall,
+  anything else with the status and a trimmed body;
+* llama.cpp reads a missing ``tool_choice`` as "no tools", so ``"auto"`` is sent whenever tools
+  are; on the final turn (``tool_choice="none"`` or no tools) no tools are sent at all;
+* an assistant message with ``tool_calls`` and ``content: null`` makes some servers answer 500,
+  so outgoing assistant messages carry ``""`` instead (and dict arguments become JSON strings);
+* tool-call arguments are parsed leniently, and calls a small model wrote as text in
+  ``content`` are recovered (``agent.toolcalls``);
+* ``usage`` is read when sent and estimated as chars/4 when not (``Usage.estimated``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Self
+
+import httpx
+
+from agent.protocols import Completion, ToolCall, Usage
+from agent.toolcalls import new_call_id, parse_arguments, recover_text_calls
+from budo.errors import (
+    ModelError,
+    ModelNotFound,
+    ModelResponseError,
+    ModelTimeout,
+    ModelUnreachable,
+)
+
+if TYPE_CHECKING:
+    from budo.config import Settings
+
+log = logging.getLogger("budo.model")
+
+_BODY_SNIPPET = 300
+_CHARS_PER_TOKEN = 4
+# Phrases servers use when the model name is wrong (Ollama, vLLM, OpenAI, LiteLLM).
+_MODEL_MISSING_HINTS = ("not found", "does not exist", "model_not_found", "no such model",
+                        "try pulling")
+
+
+class _Retryable(Exception):
+    """One failed attempt worth retrying; ``final`` is raised when the retries run out."""
+
+    def __init__(self, final: ModelError, delay: float | None = None) -> None:
+        super().__init__(str(final))
+        self.final, self.delay = final, delay
+
+
+class OpenAIChatModel:
+    """An ``agent.protocols.ChatModel`` over httpx. Use as ``async with`` or call ``aclose``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        max_retry_after: float = 30.0,
+        client: httpx.AsyncClient | None = None,
+        *,
+        temperature: float = 0.0,
+        check_timeout: float = 2.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout = timeout
+        self.max_retries = max(0, max_retries)
+        self.backoff = backoff
+        self.max_retry_after = max_retry_after
+        self.temperature = temperature
+        self.check_timeout = check_timeout
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> OpenAIChatModel:
+        """The client BUDO_LLM_URL / BUDO_LLM_MODEL / BUDO_LLM_API_KEY / BUDO_LLM_TIMEOUT say."""
+        options: dict[str, Any] = {
+            "api_key": settings.llm_api_key, "timeout": settings.llm_timeout, **overrides,
+        }
+        return cls(settings.llm_url, settings.llm_model, **options)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, unless it was passed in (then its owner closes it)."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    # --- the one call the loop makes --------------------------------------------------------
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
+    ) -> Completion:
+        """One assistant turn. Raises ``ModelError`` subclasses, never for bad tool arguments
+        (those come back as ``ToolCall(arguments=None, parse_error=...)``)."""
+        offer_tools = bool(tools) and tool_choice != "none"
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": [_normalise_message(m) for m in messages],
+            "temperature": self.temperature,
+            "stream": False,
+        }
+        if offer_tools:
+            payload["tools"] = tools
+            payload["tool_choice"] = tool_choice or "auto"
+        body = await self._post_with_retries(payload)
+        tool_names = _tool_names(tools) if offer_tools else set()
+        return _completion_from_body(body, payload, tool_names, self._url("/chat/completions"))
+
+    # --- liveness ---------------------------------------------------------------------------
+
+    async def check(self) -> str:
+        """One line saying the endpoint answers and serves the model; fails fast (2 s) with
+        ModelUnreachable / ModelNotFound. No retries: this is for deciding, not for working."""
+        url = self._url("/models")
+        try:
+            response = await self._client.get(
+                url, headers=self._headers, timeout=self.check_timeout
+            )
+        except httpx.TimeoutException as exc:
+            raise ModelUnreachable(
+                f"no model endpoint answers at {self.base_url} within {self.check_timeout:g}s "
+                f"— start Ollama (`ollama serve`) or set BUDO_LLM_URL"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        if response.status_code in (401, 403):
+            raise ModelResponseError(_auth_message(self.base_url, response.status_code))
+        if response.status_code != 200:
+            return (
+                f"endpoint answers at {self.base_url} but lists no models "
+                f"(HTTP {response.status_code}); model '{self.model}' is unchecked"
+            )
+        try:
+            entries = response.json().get("data") or []
+            ids = [str(e.get("id")) for e in entries if isinstance(e, dict)]
+            owners = {e.get("owned_by") for e in entries if isinstance(e, dict)}
+        except (ValueError, AttributeError):
+            return f"endpoint answers at {self.base_url}; its model list is not JSON (unchecked)"
+        # llama.cpp serves whatever file it loaded, whatever name the request carries.
+        if self.model in ids or f"{self.model}:latest" in ids or owners == {"llamacpp"}:
+            return f"model '{self.model}' is available at {self.base_url}"
+        raise self._not_found()
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def _unreachable(self, exc: Exception) -> ModelUnreachable:
+        return ModelUnreachable(
+            f"no model endpoint answers at {self.base_url}: {_transport_reason(exc)} "
+            f"— start Ollama (`ollama serve`) or set BUDO_LLM_URL"
+        )
+
+    def _not_found(self) -> ModelNotFound:
+        return ModelNotFound(
+            f"model '{self.model}' is not available at {self.base_url} "
+            f"— run `ollama pull {self.model}` (or set BUDO_LLM_MODEL)"
+        )
+
+    async def _post_with_retries(self, payload: dict[str, Any]) -> dict[str, Any]:
+        attempt = 0
+        while True:
+            try:
+                return await self._post_once(payload)
+            except _Retryable as failure:
+                if attempt >= self.max_retries:
+                    raise failure.final from failure.__cause__
+                delay = failure.delay
+                if delay is None:
+                    delay = self.backoff * (2**attempt)
+                attempt += 1
+                log.warning(
+                    "model request failed (%s); retry %d/%d in %.1fs",
+                    failure.final, attempt, self.max_retries, delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def _post_once(self, payload: dict[str, Any]) -> dict[str, Any]:
+        url = self._url("/chat/completions")
+        timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
+        try:
+            response = await self._client.post(
+                url, json=payload, headers=self._headers, timeout=timeout
+            )
+        except httpx.ConnectTimeout as exc:
+            raise _Retryable(self._unreachable(exc)) from exc
+        except httpx.TimeoutException as exc:
+            raise _Retryable(
+                ModelTimeout(
+                    f"the model at {self.base_url} did not answer within {self.timeout:g}s "
+                    f"(after {self.max_retries + 1} attempts) — raise BUDO_LLM_TIMEOUT or use "
+                    f"a smaller model"
+                )
+            ) from exc
+        except httpx.ConnectError as exc:
+            raise _Retryable(self._unreachable(exc)) from exc
+        except httpx.TransportError as exc:  # dropped mid-reply, protocol errors
+            raise _Retryable(
+                ModelResponseError(
+                    f"the model endpoint at {self.base_url} dropped the connection: "
+                    f"{_transport_reason(exc)}"
+                )
+            ) from exc
+        return self._body_or_raise(response, url)
+
+    def _body_or_raise(self, response: httpx.Response, url: str) -> dict[str, Any]:
+        status = response.status_code
+        if status == 200:
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise ModelResponseError(
+                    f"the model endpoint at {url} answered 200 with a body that is not JSON: "
+                    f"{_trim(response.text)}"
+                ) from exc
+            if not isinstance(body, dict):
+                raise ModelResponseError(
+                    f"the model endpoint at {url} answered with JSON that is not an object: "
+                    f"{_trim(response.text)}"
+                )
+            return body
+        text = response.text
+        if status in (400, 404) and _names_missing_model(text, self.model):
+            raise self._not_found()
+        if status == 429:
+            delay = _retry_after_seconds(response.headers.get("Retry-After"))
+            delay = None if delay is None else min(delay, self.max_retry_after)
+            raise _Retryable(_http_error(url, status, text), delay=delay)
+        if status >= 500:
+            raise _Retryable(_http_error(url, status, text))
+        if status in (401, 403):
+            raise ModelResponseError(_auth_message(self.base_url, status))
+        if status == 404:
+            raise ModelResponseError(
+                f"no chat endpoint at {url} (HTTP 404: {_trim(text)}) — BUDO_LLM_URL should "
+                f"be the OpenAI-compatible base, usually ending in /v1"
+            )
+        raise _http_error(url, status, text)
+
+
+# --- request and response shaping --------------------------------------------------------------
+
+
+def _normalise_message(message: dict[str, Any]) -> dict[str, Any]:
+    """Assistant messages: content "" rather than null, tool-call arguments as JSON strings."""
+    if message.get("role") != "assistant":
+        return message
+    out = dict(message)
+    if out.get("content") is None:
+        out["content"] = ""
+    calls = out.get("tool_calls")
+    if calls:
+        fixed = []
+        for call in calls:
+            function = dict(call.get("function") or {})
+            if not isinstance(function.get("arguments"), str):
+                function["arguments"] = json.dumps(function.get("arguments") or {})
+            fixed.append({**call, "type": call.get("type", "function"), "function": function})
+        out["tool_calls"] = fixed
+    elif "tool_calls" in out:
+        del out["tool_calls"]  # an empty list upsets some servers as much as null content
+    return out
+
+
+def _tool_names(tools: list[dict[str, Any]] | None) -> set[str]:
+    names = set()
+    for tool in tools or []:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            names.add(function["name"])
+    return names
+
+
+def _completion_from_body(
+    body: dict[str, Any], payload: dict[str, Any], tool_names: set[str], url: str
+) -> Completion:
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ModelResponseError(
+            f"the model endpoint at {url} answered without choices: {_trim(json.dumps(body))}"
+        )
+    choice = choices[0]
+    message = choice.get("message") or {}
+    content = message.get("content") or ""
+    if not isinstance(content, str):  # content parts: [{"type": "text", "text": ...}]
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    calls = [_tool_call(raw) for raw in message.get("tool_calls") or [] if isinstance(raw, dict)]
+    legacy = message.get("function_call")
+    if not calls and isinstance(legacy, dict):
+        calls = [_tool_call({"function": legacy})]
+    recovered = False
+    if not calls and tool_names:
+        calls, content = recover_text_calls(content, tool_names)
+        recovered = bool(calls)
+    finish_reason = choice.get("finish_reason")
+    return Completion(
+        content=content,
+        tool_calls=calls,
+        usage=_usage(body.get("usage"), payload, content, calls),
+        finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+        recovered_from_text=recovered,
+    )
+
+
+def _tool_call(raw: dict[str, Any]) -> ToolCall:
+    function = raw.get("function") or {}
+    raw_args = function.get("arguments")
+    arguments, error = parse_arguments(raw_args)
+    return ToolCall(
+        id=str(raw.get("id") or new_call_id()),
+        name=str(function.get("name") or ""),
+        arguments=arguments,
+        raw_arguments=raw_args if isinstance(raw_args, str) else json.dumps(raw_args or {}),
+        parse_error=error,
+    )
+
+
+def _usage(
+    raw: Any, payload: dict[str, Any], content: str, calls: list[ToolCall]
+) -> Usage:
+    if isinstance(raw, dict):
+        prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+        if isinstance(prompt, int) and isinstance(completion, int):
+            return Usage(prompt_tokens=prompt, completion_tokens=completion)
+    sent = json.dumps(payload.get("messages", [])) + json.dumps(payload.get("tools") or [])
+    produced = content + "".join(c.name + c.raw_arguments for c in calls)
+    return Usage(
+        prompt_tokens=max(1, len(sent) // _CHARS_PER_TOKEN),
+        completion_tokens=len(produced) // _CHARS_PER_TOKEN,
+        estimated=True,
+    )
+
+
+# --- error text -------------------------------------------------------------------------------
+
+
+def _names_missing_model(body: str, model: str) -> bool:
+    lowered = body.lower()
+    return "model" in lowered and (
+        model.lower() in lowered or any(h in lowered for h in _MODEL_MISSING_HINTS)
+    )
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: a number, or an HTTP date (RFC 9110). None when absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _http_error(url: str, status: int, text: str) -> ModelResponseError:
+    return ModelResponseError(f"the model endpoint at {url} answered HTTP {status}: {_trim(text)}")
+
+
+def _auth_message(base_url: str, status: int) -> str:
+    return (
+        f"the model endpoint at {base_url} refused the request (HTTP {status}) "
+        f"— check BUDO_LLM_API_KEY"
+    )
+
+
+def _transport_reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if "refused" in lowered:
+        return "connection refused"
+    if "name or service not known" in lowered or "nodename nor servname" in lowered:
+        return "the host name does not resolve"
+    if isinstance(exc, httpx.TimeoutException):
+        return "the connection timed out"
+    return _trim(text, 120)
+
+
+def _trim(text: str, limit: int = _BODY_SNIPPET) -> str:
+    flat = " ".join(text.split())
+    if not flat:
+        return "(empty body)"
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
