@@ -1,0 +1,157 @@
+"""The scripted model's script: turns as validated data (see ``scenarios.scripted_model`` for
+what each turn and fault does). Scenario files carry these as YAML list items; ``parse_turns``
+turns them into ``ScriptTurn`` objects or raises ``ScenarioError`` naming file, path and problem.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from budo.errors import ScenarioError
+
+HTTP_FAULTS = frozenset({"500", "429", "stall", "model_not_found"})
+MODIFYING_FAULTS = frozenset({"bad_args", "text_call", "no_usage"})
+FAULTS = HTTP_FAULTS | MODIFYING_FAULTS | {"empty", "unknown_tool"}
+_OPTIONS = {
+    "500": {"times", "status"}, "429": {"times", "retry_after"}, "stall": {"times", "seconds"},
+    "model_not_found": {"times"}, "empty": set(), "unknown_tool": {"tool", "args"},
+    "bad_args": {"raw"}, "text_call": {"style"}, "no_usage": set(),
+}
+_CONTENT_KEYS = {"say", "calls", "answer"}
+TEXT_CALL_STYLES = ("tags", "fenced", "bare")
+EXHAUSTED = "script exhausted: the scripted model has no more turns"
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """One tool call to emit. ``args`` as a string is sent verbatim as the arguments text."""
+
+    tool: str
+    args: Mapping[str, Any] | str = field(default_factory=dict)
+
+    def arguments_text(self) -> str:
+        return self.args if isinstance(self.args, str) else json.dumps(dict(self.args))
+
+
+@dataclass(frozen=True)
+class ScriptTurn:
+    """One assistant turn, or a fault. Build from data with ``ScriptTurn.from_dict``."""
+
+    say: str = ""
+    calls: tuple[ScriptCall, ...] = ()
+    answer: str | None = None
+    fault: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_content(self) -> bool:
+        return bool(self.say or self.calls or self.answer is not None)
+
+    @classmethod
+    def from_dict(
+        cls, item: Any, *, file: str = "<script>", path: str = "turns[0]"
+    ) -> ScriptTurn:
+        """Validate one script item; ``ScenarioError`` names ``file``, ``path`` and the problem."""
+        if isinstance(item, ScriptTurn):
+            return item
+        if not isinstance(item, Mapping):
+            raise ScenarioError(file, path, f"a turn must be a mapping, got {_kind(item)}")
+        fault = item.get("fault")
+        if fault is not None:
+            fault = str(fault)
+            if fault not in FAULTS:
+                raise ScenarioError(
+                    file, f"{path}.fault", f"unknown fault {fault!r}; one of {sorted(FAULTS)}"
+                )
+        allowed = _CONTENT_KEYS | {"fault"} | (_OPTIONS[fault] if fault else set())
+        extra = sorted(set(item) - allowed)
+        if extra:
+            raise ScenarioError(
+                file, f"{path}.{extra[0]}", f"unknown key; allowed here: {sorted(allowed)}"
+            )
+        say, answer = item.get("say", ""), item.get("answer")
+        if not isinstance(say, str):
+            raise ScenarioError(file, f"{path}.say", f"must be text, got {_kind(say)}")
+        if answer is not None and not isinstance(answer, str):
+            raise ScenarioError(file, f"{path}.answer", f"must be text, got {_kind(answer)}")
+        calls = _parse_calls(item.get("calls"), file, f"{path}.calls")
+        if calls and answer is not None:
+            raise ScenarioError(file, path, "a turn has either calls or an answer, not both")
+        options = {k: v for k, v in item.items() if k not in _CONTENT_KEYS | {"fault"}}
+        turn = cls(say=say, calls=calls, answer=answer, fault=fault, options=options)
+        if fault is None and not turn.has_content:
+            raise ScenarioError(file, path, "empty turn: give say, calls, answer or fault")
+        if fault in HTTP_FAULTS | {"empty", "unknown_tool"} and turn.has_content:
+            raise ScenarioError(file, path, f"fault {fault!r} takes no say/calls/answer")
+        _check_options(turn, file, path)
+        return turn
+
+
+def parse_turns(
+    items: Any, *, file: str = "<script>", path: str = "turns"
+) -> list[ScriptTurn]:
+    """A whole script: validates every item and that modifying faults have a turn to modify."""
+    if not isinstance(items, list):
+        raise ScenarioError(file, path, f"must be a list of turns, got {_kind(items)}")
+    turns = [
+        ScriptTurn.from_dict(item, file=file, path=f"{path}[{i}]") for i, item in enumerate(items)
+    ]
+    for i, turn in enumerate(turns):
+        if turn.fault in MODIFYING_FAULTS and not turn.has_content:
+            following = turns[i + 1] if i + 1 < len(turns) else None
+            if following is None or following.fault is not None:
+                raise ScenarioError(
+                    file, f"{path}[{i}]", f"fault {turn.fault!r} has no say/calls/answer of its "
+                    "own, so the next turn must be a plain turn for it to modify",
+                )
+    return turns
+
+
+def _parse_calls(raw: Any, file: str, path: str) -> tuple[ScriptCall, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ScenarioError(file, path, f"must be a list of calls, got {_kind(raw)}")
+    calls = []
+    for i, call in enumerate(raw):
+        where = f"{path}[{i}]"
+        if not isinstance(call, Mapping) or not isinstance(call.get("tool"), str):
+            raise ScenarioError(file, where, "a call is a mapping with a `tool` name")
+        extra = sorted(set(call) - {"tool", "args"})
+        if extra:
+            raise ScenarioError(file, f"{where}.{extra[0]}", "unknown key; a call has tool, args")
+        args = call.get("args", {})
+        if args is None:
+            args = {}
+        if not isinstance(args, Mapping | str):
+            raise ScenarioError(file, f"{where}.args", f"must be a mapping, got {_kind(args)}")
+        calls.append(ScriptCall(tool=call["tool"], args=args))
+    return tuple(calls)
+
+
+def _check_options(turn: ScriptTurn, file: str, path: str) -> None:
+    opts = turn.options
+    times = opts.get("times", 1)
+    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+        raise ScenarioError(file, f"{path}.times", f"must be a whole number >= 1, got {times!r}")
+    seconds = opts.get("seconds", 5)
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+        raise ScenarioError(file, f"{path}.seconds", f"must be seconds >= 0, got {seconds!r}")
+    status = opts.get("status", 500)
+    if not isinstance(status, int) or not 500 <= status <= 599:
+        raise ScenarioError(file, f"{path}.status", f"must be a 5xx status, got {status!r}")
+    if opts.get("style", "tags") not in TEXT_CALL_STYLES:
+        raise ScenarioError(file, f"{path}.style", f"must be one of {list(TEXT_CALL_STYLES)}")
+    if not isinstance(opts.get("retry_after", 1), int | float | str):
+        raise ScenarioError(file, f"{path}.retry_after", "must be seconds or an HTTP date")
+    if not isinstance(opts.get("args", {}), Mapping | str):
+        raise ScenarioError(file, f"{path}.args", "must be a mapping")
+    if not isinstance(opts.get("raw", ""), str) or not isinstance(opts.get("tool", ""), str):
+        raise ScenarioError(file, path, "raw and tool must be text")
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
