@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from agent.console import TerminalSink, format_args
@@ -90,8 +90,7 @@ async def run(args: argparse.Namespace) -> int:
         return 2
     budgets = Budgets.from_settings(settings)
     if args.max_turns:
-        budgets = Budgets(args.max_turns, budgets.max_tokens, budgets.run_timeout,
-                          budgets.tool_timeout, budgets.tool_output_chars)
+        budgets = replace(budgets, max_turns=args.max_turns)
     cluster = Cluster.from_kubeconfig(args.kubeconfig or settings.kubeconfig,
                                       namespaces=settings.namespaces)
     async with OpenAIChatModel.from_settings(settings) as model:
