@@ -1,0 +1,293 @@
+"""The one module that calls the official ``kubernetes`` client.
+
+Every call runs in a worker thread (``asyncio.to_thread``: the client is synchronous), asks for
+the raw JSON (``_preload_content=False``) so findings work on plain dicts, passes
+``_request_timeout``, and translates the client's exceptions into ``budo.errors`` ClusterError
+subclasses with a one-line message naming the object. Namespaces outside ``namespaces`` (from
+BUDO_NAMESPACES) are refused before any request is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from budo.config import Settings
+from budo.errors import ClusterError, ClusterUnreachable, Forbidden, NotFound
+
+Obj = dict[str, Any]
+
+# Canonical kind -> (API group class, read method, namespaced)
+_READERS: dict[str, tuple[str, str, bool]] = {
+    "pod": ("core", "read_namespaced_pod", True),
+    "deployment": ("apps", "read_namespaced_deployment", True),
+    "replicaset": ("apps", "read_namespaced_replica_set", True),
+    "statefulset": ("apps", "read_namespaced_stateful_set", True),
+    "service": ("core", "read_namespaced_service", True),
+    "endpoints": ("core", "read_namespaced_endpoints", True),
+    "configmap": ("core", "read_namespaced_config_map", True),
+    "node": ("core", "read_node", False),
+}
+
+
+def label_selector(selector: Mapping[str, Any] | None) -> str:
+    """A LabelSelector object (matchLabels + matchExpressions) as the API's query string."""
+    if not selector:
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+class Cluster:
+    """Async, namespace-scoped access to one Kubernetes API. Methods return raw JSON dicts and
+    raise ``NotFound``/``Forbidden``/``ClusterUnreachable``/``ClusterError``."""
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        namespaces: tuple[str, ...] = (),
+        request_timeout: float = 10.0,
+        source: str = "",
+    ) -> None:
+        self.api_client = api_client
+        self.namespaces = tuple(namespaces)
+        self.request_timeout = request_timeout
+        self.source = source
+        self._core = client.CoreV1Api(api_client)
+        self._apps = client.AppsV1Api(api_client)
+
+    # --- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_kubeconfig(
+        cls,
+        path: str | None = None,
+        namespaces: tuple[str, ...] = (),
+        request_timeout: float = 10.0,
+    ) -> Cluster:
+        """Load ``path`` (None: the client's default, KUBECONFIG or ~/.kube/config), falling
+        back to the in-cluster service account when no file exists and no path was given."""
+        configuration = client.Configuration()
+        # A slow or dead API server must surface as one tool error, not minutes of retries:
+        # retry refused connections briefly, never re-send a request that timed out.
+        configuration.retries = urllib3.Retry(total=2, connect=2, read=0, status=0,
+                                              redirect=0, backoff_factor=0.05)
+        default = config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+        file = path or default
+        files = [os.path.expanduser(p) for p in file.split(os.pathsep) if p]
+        if any(os.path.exists(f) for f in files):
+            try:
+                config.load_kube_config(config_file=file, client_configuration=configuration)
+            except (ConfigException, OSError, ValueError, TypeError) as exc:
+                raise ClusterUnreachable(f"kubeconfig {file} is not usable: {exc}") from exc
+            source = file
+        elif path:
+            raise ClusterUnreachable(f"kubeconfig {path} not found")
+        else:
+            try:
+                config.load_incluster_config(client_configuration=configuration)
+            except ConfigException as exc:
+                raise ClusterUnreachable(
+                    "no kubeconfig found (set KUBECONFIG or run in a cluster)"
+                ) from exc
+            source = "in-cluster"
+        return cls(client.ApiClient(configuration), namespaces=namespaces,
+                   request_timeout=request_timeout, source=source)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Cluster:
+        return cls.from_kubeconfig(settings.kubeconfig, settings.namespaces,
+                                   request_timeout=min(10.0, settings.tool_timeout))
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    # --- scope ----------------------------------------------------------------------------
+
+    def check_namespace(self, namespace: str) -> None:
+        """Raise Forbidden when BUDO_NAMESPACES is set and ``namespace`` is not in it."""
+        if self.namespaces and namespace not in self.namespaces:
+            raise Forbidden(
+                f"namespace {namespace!r} is outside BUDO_NAMESPACES; allowed namespaces: "
+                f"{', '.join(self.namespaces)}"
+            )
+
+    # --- calls ------------------------------------------------------------------------------
+
+    async def _call(self, what: str, method: Callable[..., Any], /, **kwargs: Any) -> Any:
+        """Run one client call in a thread; return the raw urllib3 response body as bytes."""
+        def call() -> bytes:
+            response = method(**kwargs, _preload_content=False,
+                              _request_timeout=self.request_timeout)
+            return bytes(response.data)
+
+        try:
+            return await asyncio.to_thread(call)
+        except ApiException as exc:
+            raise _translate_api(exc, what) from exc
+        except urllib3.exceptions.MaxRetryError as exc:
+            reason = exc.reason
+            if isinstance(reason, urllib3.exceptions.TimeoutError):
+                raise self._timeout(what) from exc
+            raise ClusterUnreachable(
+                f"cannot reach the Kubernetes API at {self.api_client.configuration.host} "
+                f"({_short(reason)}) while reading {what}"
+            ) from exc
+        except urllib3.exceptions.TimeoutError as exc:
+            raise self._timeout(what) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ClusterUnreachable(
+                f"the Kubernetes API connection failed while reading {what}: {_short(exc)}"
+            ) from exc
+
+    def _timeout(self, what: str) -> ClusterUnreachable:
+        return ClusterUnreachable(
+            f"the Kubernetes API did not answer within {self.request_timeout:g}s while "
+            f"reading {what}; try again or narrow the request"
+        )
+
+    async def _json(self, what: str, method: Callable[..., Any], /, **kwargs: Any) -> Obj:
+        body = await self._call(what, method, **kwargs)
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise ClusterError(f"the Kubernetes API sent a body that is not JSON for {what}") \
+                from exc
+        if not isinstance(data, dict):
+            raise ClusterError(f"the Kubernetes API sent an unexpected body for {what}")
+        return data
+
+    async def _items(self, what: str, method: Callable[..., Any], /, **kwargs: Any) -> list[Obj]:
+        kwargs = {k: v for k, v in kwargs.items() if v}
+        return list((await self._json(what, method, **kwargs)).get("items") or [])
+
+    async def list_namespaces(self) -> list[Obj]:
+        """Namespaces visible to us; with BUDO_NAMESPACES set, only those (and without
+        cluster-wide list permission, the configured names as stubs)."""
+        try:
+            items = await self._items("namespaces", self._core.list_namespace)
+        except Forbidden:
+            if not self.namespaces:
+                raise
+            return [{"metadata": {"name": n}, "status": {}} for n in self.namespaces]
+        if self.namespaces:
+            items = [i for i in items if i.get("metadata", {}).get("name") in self.namespaces]
+        return items
+
+    async def list_pods(self, namespace: str, selector: str = "") -> list[Obj]:
+        self.check_namespace(namespace)
+        return await self._items(f"pods in namespace {namespace!r}",
+                                 self._core.list_namespaced_pod, namespace=namespace,
+                                 label_selector=selector)
+
+    async def list_events(self, namespace: str) -> list[Obj]:
+        self.check_namespace(namespace)
+        return await self._items(f"events in namespace {namespace!r}",
+                                 self._core.list_namespaced_event, namespace=namespace)
+
+    async def list_services(self, namespace: str) -> list[Obj]:
+        self.check_namespace(namespace)
+        return await self._items(f"services in namespace {namespace!r}",
+                                 self._core.list_namespaced_service, namespace=namespace)
+
+    async def list_replicasets(self, namespace: str, selector: str = "") -> list[Obj]:
+        self.check_namespace(namespace)
+        return await self._items(f"replicasets in namespace {namespace!r}",
+                                 self._apps.list_namespaced_replica_set, namespace=namespace,
+                                 label_selector=selector)
+
+    async def get(self, kind: str, name: str, namespace: str | None = None) -> Obj:
+        """Read one object; ``kind`` is a canonical key of ``_READERS`` (lower case)."""
+        group, method_name, namespaced = _READERS[kind]
+        api = self._core if group == "core" else self._apps
+        method = getattr(api, method_name)
+        if namespaced:
+            if not namespace:
+                raise ClusterError(f"{kind} needs a namespace")
+            self.check_namespace(namespace)
+            return await self._json(f"{kind} {name!r} in namespace {namespace!r}", method,
+                                    name=name, namespace=namespace)
+        return await self._json(f"{kind} {name!r}", method, name=name)
+
+    async def read_log(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str | None = None,
+        tail_lines: int | None = None,
+        previous: bool = False,
+        since_seconds: int | None = None,
+    ) -> str:
+        self.check_namespace(namespace)
+        kwargs: dict[str, Any] = {"name": pod, "namespace": namespace}
+        for key, value in (("container", container), ("tail_lines", tail_lines),
+                           ("since_seconds", since_seconds)):
+            if value is not None:
+                kwargs[key] = value
+        if previous:
+            kwargs["previous"] = True
+        body = await self._call(f"logs of pod {pod!r} in namespace {namespace!r}",
+                                self._core.read_namespaced_pod_log, **kwargs)
+        return body.decode("utf-8", errors="replace")
+
+    async def delete_pod(self, namespace: str, pod: str) -> Obj:
+        self.check_namespace(namespace)
+        return await self._json(f"pod {pod!r} in namespace {namespace!r}",
+                                self._core.delete_namespaced_pod, name=pod, namespace=namespace)
+
+
+def _short(exc: object) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out",
+                   "No route to host", "certificate verify failed"):
+        if marker.lower() in text.lower():
+            return marker.lower()
+    return " ".join(text.split())[:160]
+
+
+def _api_message(exc: ApiException) -> str:
+    """The Status object's message when the server sent one, else the HTTP reason."""
+    try:
+        body = json.loads(exc.body or "")
+        if isinstance(body, dict) and body.get("message"):
+            return " ".join(str(body["message"]).split())
+    except ValueError:
+        pass
+    return f"{exc.status} {exc.reason}".strip()
+
+
+def _translate_api(exc: ApiException, what: str) -> ClusterError:
+    status, message = exc.status or 0, _api_message(exc)
+    if status == 404:
+        return NotFound(f"{what} not found")
+    if status in (401, 403):
+        return Forbidden(f"access to {what} denied ({status}): {message}")
+    if status == 0:
+        return ClusterUnreachable(f"cannot reach the Kubernetes API while reading {what}: "
+                                  f"{message}")
+    if status == 400:
+        return ClusterError(f"the API rejected the request for {what}: {message}")
+    if status == 429 or status >= 500:
+        return ClusterError(f"the Kubernetes API failed ({status}) on {what}: {message}; "
+                            "retry in a moment")
+    return ClusterError(f"the Kubernetes API answered {status} on {what}: {message}")
