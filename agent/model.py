@@ -22,6 +22,8 @@ import asyncio
 import email.utils
 import json
 import logging
+import socket
+import ssl
 import time
 from typing import TYPE_CHECKING, Any, Self
 
@@ -392,16 +394,23 @@ def _auth_message(base_url: str, status: int) -> str:
     )
 
 
-def _transport_reason(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    lowered = text.lower()
-    if "refused" in lowered:
+def _transport_reason(exc: BaseException) -> str:
+    """The root cause in a few words: httpx wraps the OSError that says what happened."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return "connection refused"
-    if "name or service not known" in lowered or "nodename nor servname" in lowered:
+    if any(isinstance(e, socket.gaierror) for e in chain):
         return "the host name does not resolve"
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return "TLS handshake failed"
     if isinstance(exc, httpx.TimeoutException):
         return "the connection timed out"
-    return _trim(text, 120)
+    text = str(exc) or type(exc).__name__
+    return "connection refused" if "refused" in text.lower() else _trim(text, 120)
 
 
 def _trim(text: str, limit: int = _BODY_SNIPPET) -> str:
