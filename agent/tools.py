@@ -1,0 +1,273 @@
+"""The tools the model calls: plain async functions with their JSON schemas, and
+``build_toolbox(cluster)`` that wraps each one so that
+
+- arguments are validated (missing, unknown, wrong type) with a one-line error the model can
+  act on, before anything reaches the cluster;
+- every ``ClusterError`` becomes ``ToolResult(ok=False, error=...)`` with a next step
+  ("list pods with get_pods"), never an exception;
+- every result is redacted (output, error, findings) before it leaves the toolbox, so no tool
+  can forget to.
+
+There is no approval gate here: ``delete_pod`` is marked ``mutating`` and the loop gates it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from agent import findings as fnd
+from agent.describe import KIND_ALIASES, KINDS, describe
+from agent.kube import Cluster
+from agent.logs import read_logs
+from agent.protocols import ToolResult, ToolSpec
+from agent.redact import redact_result
+from agent.render import events_text, fold_events, involves, pod_unhealthy, pods_table
+from budo.errors import ClusterError, Forbidden, NotFound
+
+_NS = {"type": "string", "description": "Kubernetes namespace, e.g. 'shop'."}
+
+DESCRIPTIONS = {
+    "list_namespaces": (
+        "List the namespaces you may look at. Use it first when the question does not say "
+        "which namespace, or when another tool says a namespace is not allowed."
+    ),
+    "get_pods": (
+        "Table of every pod in a namespace: ready count, status (with the waiting/terminated "
+        "reason), restarts (with the last termination reason and exit code), age and node. "
+        "Unhealthy pods are marked '!' and FINDINGS lines state known faults (CrashLoopBackOff, "
+        "ImagePullBackOff, OOMKilled, Pending, not Ready, config errors). Start almost every "
+        "investigation here."
+    ),
+    "get_events": (
+        "Kubernetes events of a namespace, warnings first, newest first, duplicates folded "
+        "with a count. Pass involved_object (a pod or workload name) to see only that object "
+        "and its pods. Use it to learn why something is failing to schedule, pull, start or "
+        "pass its probes."
+    ),
+    "describe": (
+        "Details of one object: kind is pod, deployment, replicaset, statefulset, service, "
+        "node or configmap. Shows images, env (secrets only as references), probes, "
+        "resources, conditions, owner, pods and recent events; for a service its selector and "
+        "endpoints; for a configmap only its keys. FINDINGS lines name wrong service hostnames "
+        "in env, zero endpoints, failing probes. Describe the deployment behind an unhealthy "
+        "or erroring pod before guessing at a cause. namespace is required except for nodes."
+    ),
+    "logs": (
+        "Log lines of one pod's container (pod may also be a deployment name: its first pod). "
+        "tail (default 200, max 1000) counts lines from the end; since like '15m' limits by "
+        "time; previous=true reads the container that crashed before the current one (use it "
+        "for CrashLoopBackOff). grep is a case-insensitive regex, e.g. 'error|exception|fail', "
+        "and returns only matching lines: use it on busy services. If nothing matches, widen "
+        "the tail or change the pattern."
+    ),
+    "delete_pod": (
+        "Delete one pod so its controller recreates it (a restart). Mutating: a human on call "
+        "must approve it. Only use it when the evidence says a restart fixes the problem (a "
+        "stuck pod, a fixed ConfigMap); it does not fix bad config or a bad image."
+    ),
+}
+
+PARAMETERS: dict[str, dict[str, Any]] = {
+    "list_namespaces": {"type": "object", "properties": {}, "required": []},
+    "get_pods": {"type": "object", "properties": {"namespace": _NS}, "required": ["namespace"]},
+    "get_events": {
+        "type": "object",
+        "properties": {
+            "namespace": _NS,
+            "involved_object": {"type": "string", "description": "Only events about this "
+                                "object name (a pod, or a workload and its pods)."},
+        },
+        "required": ["namespace"],
+    },
+    "describe": {
+        "type": "object",
+        "properties": {
+            "kind": {"type": "string", "enum": list(KINDS)},
+            "name": {"type": "string", "description": "Object name."},
+            "namespace": {**_NS, "description": "Namespace (not needed for a node)."},
+        },
+        "required": ["kind", "name"],
+    },
+    "logs": {
+        "type": "object",
+        "properties": {
+            "namespace": _NS,
+            "pod": {"type": "string", "description": "Pod name, or a deployment name."},
+            "container": {"type": "string", "description": "Container; required when the pod "
+                          "has several."},
+            "tail": {"type": "integer", "description": "Lines from the end (default 200, "
+                     "max 1000).", "minimum": 1, "maximum": 1000},
+            "previous": {"type": "boolean", "description": "Log of the previous (crashed) "
+                         "container."},
+            "since": {"type": "string", "description": "Only lines newer than this, e.g. "
+                      "'30s', '15m', '2h'."},
+            "grep": {"type": "string", "description": "Case-insensitive regex; only matching "
+                     "lines are returned."},
+        },
+        "required": ["namespace", "pod"],
+    },
+    "delete_pod": {
+        "type": "object",
+        "properties": {"namespace": _NS, "pod": {"type": "string", "description": "Pod name."}},
+        "required": ["namespace", "pod"],
+    },
+}
+
+
+class ArgumentError(ValueError):
+    """Arguments that do not fit the tool's schema; the message is the tool error."""
+
+
+def validate_arguments(tool: str, schema: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """Check ``args`` against a flat object schema; coerce the harmless slips models make
+    ("200" for an integer, "true" for a boolean, null for an optional)."""
+    properties: dict[str, Any] = schema["properties"]
+    unknown = sorted(set(args) - set(properties))
+    if unknown:
+        allowed = ", ".join(properties) or "no arguments"
+        raise ArgumentError(f"{tool}: unknown argument(s) {', '.join(unknown)}; "
+                            f"it takes {allowed}")
+    clean: dict[str, Any] = {}
+    for name, value in args.items():
+        if value is None:
+            continue
+        clean[name] = _coerce(tool, name, properties[name], value)
+    missing = [n for n in schema.get("required", []) if n not in clean or clean[n] == ""]
+    if missing:
+        raise ArgumentError(f"{tool}: missing required argument(s) {', '.join(missing)}")
+    return clean
+
+
+def _coerce(tool: str, name: str, prop: dict[str, Any], value: Any) -> Any:
+    kind = prop.get("type")
+    if kind == "string":
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ArgumentError(f"{tool}: {name} must be a string, got {value!r}")
+        return str(value).strip()
+    if kind == "integer":
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ArgumentError(f"{tool}: {name} must be a whole number, got {value!r}")
+        return value
+    if kind == "boolean":
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise ArgumentError(f"{tool}: {name} must be true or false, got {value!r}")
+        return value
+    return value
+
+
+def error_text(exc: ClusterError) -> str:
+    """One line with the next step for the model."""
+    message = str(exc)
+    if isinstance(exc, NotFound):
+        if message.startswith("pod "):
+            return f"{message} — list pods with get_pods"
+        if message.startswith("logs of pod "):
+            return f"{message.removeprefix('logs of ')} — list pods with get_pods"
+        return f"{message} — check the name with get_pods or list_namespaces"
+    if isinstance(exc, Forbidden):
+        return f"{message} — use list_namespaces to see what you may read"
+    return message
+
+
+def _wrap(tool: str, func: Callable[..., Awaitable[ToolResult]]) -> Callable[..., Any]:
+    schema = PARAMETERS[tool]
+
+    @functools.wraps(func)
+    async def call(**args: Any) -> ToolResult:
+        try:
+            clean = validate_arguments(tool, schema, args)
+            result = await func(**clean)
+        except ArgumentError as exc:
+            result = ToolResult.failure(str(exc))
+        except ClusterError as exc:
+            result = ToolResult.failure(error_text(exc))
+        return redact_result(result)
+
+    return call
+
+
+def build_toolbox(cluster: Cluster) -> list[ToolSpec]:
+    """The six tools bound to ``cluster``, validated, error-translated and redacted."""
+
+    async def list_namespaces() -> ToolResult:
+        items = await cluster.list_namespaces()
+        names = [f"{i['metadata']['name']} ({(i.get('status') or {}).get('phase', 'Active')})"
+                 for i in items]
+        scope = " (limited by BUDO_NAMESPACES)" if cluster.namespaces else ""
+        return ToolResult(ok=True, output=f"namespaces{scope}: " + ", ".join(names or ["none"]))
+
+    async def get_pods(namespace: str) -> ToolResult:
+        pods = await cluster.list_pods(namespace)
+        if not pods:
+            return ToolResult(ok=True, output=f"no pods in namespace {namespace!r} (check the "
+                              "name with list_namespaces)")
+        events = await cluster.list_events(namespace)
+        found: list[str] = []
+        flagged: set[str] = set()
+        for pod in pods:
+            facts = fnd.pod_findings(pod, events)
+            found.extend(facts)
+            if facts or pod_unhealthy(pod):
+                flagged.add(pod["metadata"]["name"])
+        header = (f"namespace {namespace}: {len(pods)} pods, {len(flagged)} unhealthy"
+                  + (" (marked !)" if flagged else ""))
+        return ToolResult(ok=True, output=f"{header}\n{pods_table(pods, flagged)}",
+                          findings=found)
+
+    async def get_events(namespace: str, involved_object: str | None = None) -> ToolResult:
+        events = await cluster.list_events(namespace)
+        if involved_object:
+            name = involved_object.split("/")[-1]
+            events = [e for e in events if involves(e, name)]
+            if not events:
+                return ToolResult(ok=True, output=(
+                    f"no events for {involved_object!r} in namespace {namespace!r} (events "
+                    "expire after about an hour; try without involved_object)"))
+        scope = f" for {involved_object}" if involved_object else ""
+        folded = len(fold_events(events))
+        header = (f"{len(events)} events{scope} in namespace {namespace} ({folded} after folding "
+                  "duplicates); warnings first, newest first")
+        return ToolResult(ok=True, output=f"{header}\n{events_text(events)}")
+
+    async def describe_tool(kind: str, name: str, namespace: str | None = None) -> ToolResult:
+        canonical = KIND_ALIASES.get(kind.lower().strip())
+        if canonical is None:
+            return ToolResult.failure(f"describe: unknown kind {kind!r}; use one of: "
+                                      f"{', '.join(KINDS)}")
+        if canonical != "node" and not namespace:
+            return ToolResult.failure(f"describe: namespace is required for a {canonical}")
+        text, found = await describe(cluster, canonical, name,
+                                     namespace if canonical != "node" else None)
+        return ToolResult(ok=True, output=text, findings=found)
+
+    async def logs(namespace: str, pod: str, container: str | None = None, tail: int = 200,
+                   previous: bool = False, since: str | None = None,
+                   grep: str | None = None) -> ToolResult:
+        return await read_logs(cluster, namespace, pod, container=container, tail=tail,
+                               previous=previous, since=since, grep=grep)
+
+    async def delete_pod(namespace: str, pod: str) -> ToolResult:
+        deleted = await cluster.delete_pod(namespace, pod)
+        owners = (deleted.get("metadata") or {}).get("ownerReferences") or []
+        owner = ", ".join(f"{o.get('kind')}/{o.get('name')}" for o in owners)
+        after = (f"its owner {owner} will create a replacement" if owner
+                 else "it has no owner: nothing will recreate it")
+        return ToolResult(ok=True, output=f"deleted pod {pod} in namespace {namespace}; {after}")
+
+    funcs: dict[str, Callable[..., Awaitable[ToolResult]]] = {
+        "list_namespaces": list_namespaces, "get_pods": get_pods, "get_events": get_events,
+        "describe": describe_tool, "logs": logs, "delete_pod": delete_pod,
+    }
+    return [
+        ToolSpec(name=name, description=DESCRIPTIONS[name], parameters=PARAMETERS[name],
+                 func=_wrap(name, func), mutating=(name == "delete_pod"))
+        for name, func in funcs.items()
+    ]
