@@ -1,0 +1,385 @@
+"""Expansion of the compact scenario parts (nodes, workloads, events) into full objects."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from datetime import datetime, timedelta
+from typing import Any
+
+from scenarios.expand_pods import (
+    pod_status,
+    stable_hex,
+    stable_suffix,
+    stable_uid,
+)
+from scenarios.times import fmt, parse_time
+
+NAMESPACED = {
+    "Pod", "Service", "Endpoints", "ConfigMap", "Secret", "Event", "Deployment", "ReplicaSet",
+    "StatefulSet", "DaemonSet", "ServiceAccount", "PersistentVolumeClaim",
+}
+STATE_KEYS = ("state", "reason", "message", "exitCode", "restarts", "ready", "lastState", "phase")
+CONTAINER_SPEC_KEYS = ("command", "args", "resources", "readinessProbe", "livenessProbe",
+                       "startupProbe", "securityContext", "volumeMounts", "imagePullPolicy")
+
+
+def meta(kind: str, name: str, namespace: str | None, created: datetime,
+         **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": name, "uid": stable_uid(f"{kind}/{namespace}/{name}"),
+        "resourceVersion": str(1000 + int(stable_hex(f"{kind}{namespace}{name}", 5), 16) % 90000),
+        "creationTimestamp": fmt(created),
+    }
+    if namespace is not None:
+        body["namespace"] = namespace
+    body.update({k: v for k, v in extra.items() if v})
+    return body
+
+
+def namespace_object(name: str, created: datetime) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": meta("Namespace", name, None, created,
+                         labels={"kubernetes.io/metadata.name": name}),
+        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"},
+    }
+
+
+def node_object(spec: dict[str, Any], index: int, now: datetime) -> dict[str, Any]:
+    created = parse_time(spec.get("created", "-30d"), now) or now
+    capacity = {"cpu": str(spec.get("cpu", "4")), "memory": str(spec.get("memory", "16Gi")),
+                "pods": str(spec.get("pods", "110")), "ephemeral-storage": "98831908Ki"}
+    allocatable = dict(capacity, cpu=f"{int(float(capacity['cpu']) * 1000) - 60}m")
+    ready = spec.get("ready", True)
+    defaults = {
+        "NetworkUnavailable": ("False", "RouteCreated", "RouteController created a route"),
+        "MemoryPressure": ("False", "KubeletHasSufficientMemory",
+                           "kubelet has sufficient memory available"),
+        "DiskPressure": ("False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        "PIDPressure": ("False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        "Ready": ("True", "KubeletReady", "kubelet is posting ready status") if ready else
+                 ("False", "KubeletNotReady", "container runtime network not ready"),
+    }
+    overrides = spec.get("conditions", {})
+    conditions = []
+    for cond, (status, reason, message) in defaults.items():
+        given = overrides.get(cond, {})
+        conditions.append({
+            "type": cond, "status": str(given.get("status", status)),
+            "reason": given.get("reason", reason), "message": given.get("message", message),
+            "lastHeartbeatTime": fmt(now - timedelta(seconds=20)),
+            "lastTransitionTime": fmt(created if not given else now - timedelta(minutes=12)),
+        })
+    name = spec["name"]
+    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+              "kubernetes.io/arch": "amd64", "node.kubernetes.io/instance-type": "e2-standard-4"}
+    labels.update(spec.get("labels", {}))
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": meta("Node", name, None, created, labels=labels),
+        "spec": {"podCIDR": f"10.244.{index}.0/24", "podCIDRs": [f"10.244.{index}.0/24"],
+                 "providerID": f"gce://shop/us-central1-a/{name}",
+                 **({"taints": spec["taints"]} if spec.get("taints") else {})},
+        "status": {
+            "capacity": capacity, "allocatable": allocatable, "conditions": conditions,
+            "addresses": [{"type": "InternalIP", "address": f"10.128.0.{index + 10}"},
+                          {"type": "Hostname", "address": name}],
+            "nodeInfo": {
+                "kubeletVersion": "v1.30.5", "kubeProxyVersion": "v1.30.5",
+                "containerRuntimeVersion": "containerd://1.7.22", "osImage":
+                "Container-Optimized OS from Google", "kernelVersion": "6.1.100+",
+                "operatingSystem": "linux", "architecture": "amd64",
+                "machineID": stable_hex(name, 32), "systemUUID": stable_uid(name),
+                "bootID": stable_uid(name + "boot"),
+            },
+        },
+    }
+
+
+def env_list(env: Any) -> list[dict[str, Any]]:
+    if isinstance(env, dict):
+        return [{"name": k, "value": str(v) if not isinstance(v, bool) else str(v).lower()}
+                for k, v in env.items()]
+    return [dict(item) for item in env or []]
+
+
+def _container(body: dict[str, Any], name: str) -> dict[str, Any]:
+    ports = []
+    for port in body.get("ports", []):
+        entry = dict(port) if isinstance(port, dict) else {"containerPort": port}
+        entry.setdefault("protocol", "TCP")
+        ports.append(entry)
+    spec: dict[str, Any] = {"name": name, "image": body["image"]}
+    if ports:
+        spec["ports"] = ports
+    if body.get("env"):
+        spec["env"] = env_list(body["env"])
+    for key in CONTAINER_SPEC_KEYS:
+        if key in body:
+            spec[key] = copy.deepcopy(body[key])
+    spec.setdefault("imagePullPolicy", "IfNotPresent")
+    spec.update(terminationMessagePath="/dev/termination-log",
+                terminationMessagePolicy="File")
+    return spec
+
+
+def _state(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: body[k] for k in STATE_KEYS if k in body}
+
+
+class Expander:
+    """Turns a merged scenario document into objects; keeps pod placement state."""
+
+    def __init__(self, now: datetime, default_namespace: str) -> None:
+        self.now, self.default_namespace = now, default_namespace
+        self.nodes: list[dict[str, Any]] = []
+        self._placed = 0
+        self._ips_per_node: dict[str, int] = {}
+        self.workload_pods: dict[tuple[str, str], list[str]] = {}
+        self.workload_objects: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+
+    def workload(self, w: dict[str, Any]) -> list[dict[str, Any]]:
+        ns = w.get("namespace", self.default_namespace)
+        name, kind = w["name"], w.get("kind", "Deployment")
+        labels = dict(w.get("labels") or {"app": name})
+        created = parse_time(w.get("created", "-7d"), self.now) or self.now
+        started = parse_time(w.get("started", "-2d"), self.now) or self.now
+        replicas = w.get("replicas", 1)
+        main = _container(w, w.get("container", "server"))
+        containers = [main] + [_container(c, c["name"]) for c in w.get("containers", [])]
+        states = [_state(w)] + [_state(c) for c in w.get("containers", [])]
+        init = [copy.deepcopy(c) for c in w.get("initContainers", [])]
+        pod_spec: dict[str, Any] = {
+            "containers": containers, "restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": "default", "terminationGracePeriodSeconds": 5,
+            "schedulerName": "default-scheduler", "securityContext": {},
+        }
+        if init:
+            pod_spec["initContainers"] = init
+        pod_spec.update(copy.deepcopy(w.get("podSpec", {})))
+        objects: list[dict[str, Any]] = []
+        revision = w.get("revision", 1)
+        if kind == "StatefulSet":
+            owner_kind, owner_name, owner_api = "StatefulSet", name, "apps/v1"
+            pod_names = [f"{name}-{i}" for i in range(replicas)]
+            extra_labels = {"controller-revision-hash": f"{name}-{stable_suffix(name, 10)}"}
+        else:
+            rs_hash = stable_suffix(f"{ns}/{name}/{revision}", 10)
+            owner_kind, owner_name, owner_api = "ReplicaSet", f"{name}-{rs_hash}", "apps/v1"
+            pod_names = [f"{owner_name}-{stable_suffix(f'{owner_name}/{i}', 5)}"
+                         for i in range(replicas)]
+            extra_labels = {"pod-template-hash": rs_hash}
+        pod_labels = {**labels, **extra_labels}
+        template = {"metadata": {"labels": dict(labels)}, "spec": copy.deepcopy(pod_spec)}
+        ready_count = 0
+        overrides = w.get("pods", [])
+        for i, pod_name in enumerate(pod_names):
+            override = overrides[i] if i < len(overrides) else {}
+            pod_states = [dict(states[0], **override), *states[1:]]
+            pod = self._pod(pod_name, ns, pod_labels, pod_spec, pod_states, started,
+                            w.get("node"), (owner_api, owner_kind, owner_name),
+                            [c["name"] for c in init])
+            ready_count += all(cs["ready"] for cs in pod["status"].get("containerStatuses",
+                                                                      [{"ready": False}]))
+            objects.append(pod)
+        objects.insert(0, self._controller(kind, name, ns, labels, template, replicas,
+                                           ready_count, created, revision, w))
+        if kind == "Deployment":
+            rs_meta = meta("ReplicaSet", owner_name, ns, created, labels=pod_labels,
+                           annotations={"deployment.kubernetes.io/revision": str(revision),
+                                        "deployment.kubernetes.io/desired-replicas":
+                                        str(replicas)},
+                           ownerReferences=[_owner("apps/v1", "Deployment", name, ns)])
+            rs_template = copy.deepcopy(template)
+            rs_template["metadata"]["labels"] = pod_labels
+            objects.insert(1, {
+                "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": rs_meta,
+                "spec": {"replicas": replicas, "selector": {"matchLabels": pod_labels},
+                         "template": rs_template},
+                "status": {"replicas": replicas, "fullyLabeledReplicas": replicas,
+                           "readyReplicas": ready_count, "availableReplicas": ready_count,
+                           "observedGeneration": 1},
+            })
+        service = w.get("service", True)
+        if service is not False and (main.get("ports") or isinstance(service, dict)):
+            objects.append(self._service(name, ns, labels, main, {} if service is True
+                                         else service, created))
+        self.workload_pods[(ns, name)] = pod_names
+        self.workload_objects[(ns, name)] = [
+            (o["kind"], ns, o["metadata"]["name"]) for o in objects]
+        return objects
+
+    def _controller(self, kind: str, name: str, ns: str, labels: dict[str, str],
+                    template: dict[str, Any], replicas: int, ready: int, created: datetime,
+                    revision: int, w: dict[str, Any]) -> dict[str, Any]:
+        annotations = {"deployment.kubernetes.io/revision": str(revision)} \
+            if kind == "Deployment" else {}
+        annotations.update(w.get("annotations", {}))
+        body: dict[str, Any] = {
+            "apiVersion": "apps/v1", "kind": kind,
+            "metadata": meta(kind, name, ns, created, labels=labels, annotations=annotations,
+                             generation=revision),
+            "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)},
+                     "template": template, "revisionHistoryLimit": 10},
+        }
+        available = "True" if ready >= replicas else "False"
+        if kind == "Deployment":
+            body["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {
+                "maxSurge": "25%", "maxUnavailable": "25%"}}
+            body["spec"]["progressDeadlineSeconds"] = 600
+            body["status"] = {
+                "observedGeneration": revision, "replicas": replicas,
+                "updatedReplicas": replicas, "readyReplicas": ready,
+                "availableReplicas": ready,
+                "conditions": [
+                    {"type": "Available", "status": available,
+                     "reason": "MinimumReplicasAvailable" if available == "True"
+                     else "MinimumReplicasUnavailable",
+                     "message": "Deployment has minimum availability." if available == "True"
+                     else "Deployment does not have minimum availability.",
+                     "lastUpdateTime": fmt(created), "lastTransitionTime": fmt(created)},
+                    {"type": "Progressing", "status": "True",
+                     "reason": "NewReplicaSetAvailable",
+                     "message": f'ReplicaSet "{name}-{stable_suffix(f"{ns}/{name}/{revision}", 10)}'
+                                f'" has successfully progressed.',
+                     "lastUpdateTime": fmt(created), "lastTransitionTime": fmt(created)},
+                ],
+            }
+            if ready < replicas:
+                body["status"]["unavailableReplicas"] = replicas - ready
+        else:
+            body["spec"]["serviceName"] = name
+            body["status"] = {"replicas": replicas, "readyReplicas": ready,
+                              "currentReplicas": replicas, "updatedReplicas": replicas,
+                              "availableReplicas": ready, "observedGeneration": 1}
+        return body
+
+    def _pod(self, name: str, ns: str, labels: dict[str, str], spec: dict[str, Any],
+             states: list[dict[str, Any]], started: datetime, node: str | None,
+             owner: tuple[str, str, str], init_names: list[str]) -> dict[str, Any]:
+        pod_spec = copy.deepcopy(spec)
+        pending = states[0].get("state") == "pending"
+        node_ip = pod_ip = None
+        if not pending and self.nodes:
+            target = next((n for n in self.nodes if n["metadata"]["name"] == node), None)
+            if target is None:
+                target = self.nodes[self._placed % len(self.nodes)]
+                self._placed += 1
+            node_name = target["metadata"]["name"]
+            pod_spec["nodeName"] = node_name
+            node_ip = target["status"]["addresses"][0]["address"]
+            count = self._ips_per_node.get(node_name, 1) + 1
+            self._ips_per_node[node_name] = count
+            cidr = ipaddress.ip_network(target["spec"]["podCIDR"])
+            pod_ip = str(cidr.network_address + count)
+        status = pod_status(name, ns, pod_spec["containers"], states, init_names, started,
+                            node_ip, pod_ip, states[0])
+        return {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": meta("Pod", name, ns, started, labels=labels,
+                             ownerReferences=[_owner(*owner, ns)]),
+            "spec": pod_spec, "status": status,
+        }
+
+    def _service(self, name: str, ns: str, labels: dict[str, str], main: dict[str, Any],
+                 given: dict[str, Any], created: datetime) -> dict[str, Any]:
+        first = (main.get("ports") or [{"containerPort": 80}])[0]["containerPort"]
+        ports = given.get("ports") or [{
+            "name": "grpc" if first != 8080 else "http",
+            "port": given.get("port", first), "targetPort": given.get("targetPort", first),
+        }]
+        ports = [dict({"protocol": "TCP"}, **p) for p in ports]
+        service_name = given.get("name", name)
+        cluster_ip = given.get("clusterIP") or _cluster_ip(f"{ns}/{service_name}")
+        return {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": meta("Service", service_name, ns, created, labels=labels),
+            "spec": {"type": given.get("type", "ClusterIP"),
+                     "selector": dict(given.get("selector", labels)), "ports": ports,
+                     "clusterIP": cluster_ip, "clusterIPs": [cluster_ip],
+                     "sessionAffinity": "None", "ipFamilies": ["IPv4"],
+                     "ipFamilyPolicy": "SingleStack", "internalTrafficPolicy": "Cluster"},
+            "status": {"loadBalancer": {}},
+        }
+
+
+def _owner(api: str, kind: str, name: str, ns: str) -> dict[str, Any]:
+    return {"apiVersion": api, "kind": kind, "name": name, "controller": True,
+            "blockOwnerDeletion": True, "uid": stable_uid(f"{kind}/{ns}/{name}")}
+
+
+def _cluster_ip(seed: str) -> str:
+    number = int(stable_hex(seed, 4), 16)
+    return f"10.96.{(number >> 8) % 254 + 1}.{number % 254 + 1}"
+
+
+def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def endpoints_for(service: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
+    """Endpoints as the endpoints controller computes them from the service's selector."""
+    ns, name = service["metadata"]["namespace"], service["metadata"]["name"]
+    ready, unready = [], []
+    for pod in pods:
+        if pod["metadata"].get("namespace") != ns or not pod["status"].get("podIP"):
+            continue
+        if not matches(service["spec"].get("selector") or {}, pod["metadata"].get("labels", {})):
+            continue
+        address = {"ip": pod["status"]["podIP"], "nodeName": pod["spec"].get("nodeName"),
+                   "targetRef": {"kind": "Pod", "name": pod["metadata"]["name"],
+                                 "namespace": ns, "uid": pod["metadata"]["uid"]}}
+        is_ready = any(c["type"] == "Ready" and c["status"] == "True"
+                       for c in pod["status"].get("conditions", []))
+        (ready if is_ready else unready).append(address)
+    ports = [{"name": p.get("name", ""), "port": _target_port(p), "protocol": p.get("protocol",
+                                                                                    "TCP")}
+             for p in service["spec"].get("ports", [])]
+    subset: dict[str, Any] = {"ports": ports}
+    if ready:
+        subset["addresses"] = ready
+    if unready:
+        subset["notReadyAddresses"] = unready
+    return {
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": meta("Endpoints", name, ns, _created(service),
+                         labels=service["metadata"].get("labels")),
+        "subsets": [subset] if (ready or unready) else [],
+    }
+
+
+def _target_port(port: dict[str, Any]) -> int:
+    target = port.get("targetPort", port.get("port"))
+    return target if isinstance(target, int) else port.get("port", 0)
+
+
+def _created(obj: dict[str, Any]) -> datetime:
+    from scenarios.times import parse_timestamp
+
+    return parse_timestamp(obj["metadata"]["creationTimestamp"]) or datetime.now()
+
+
+def event_object(spec: dict[str, Any], involved: dict[str, Any], now: datetime,
+                 index: int) -> dict[str, Any]:
+    last = parse_time(spec.get("last", "now"), now) or now
+    first = parse_time(spec.get("first"), now) if "first" in spec else last
+    kind = involved["kind"]
+    source = spec.get("source") or {"Pod": "kubelet", "Deployment": "deployment-controller",
+                                    "ReplicaSet": "replicaset-controller",
+                                    "Node": "kubelet"}.get(kind, "default-scheduler")
+    ns = involved.get("namespace") or "default"
+    target = involved["name"]
+    name = f"{target}.{stable_hex(f'{ns}{target}{index}', 16)}"
+    body = {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": meta("Event", name, ns, first or last),
+        "involvedObject": involved, "reason": spec["reason"], "message": spec["message"],
+        "type": spec.get("type", "Normal"), "count": spec.get("count", 1),
+        "firstTimestamp": fmt(first or last), "lastTimestamp": fmt(last), "eventTime": None,
+        "source": {"component": source}, "reportingComponent": source, "reportingInstance": "",
+    }
+    if source == "kubelet" and kind == "Pod":
+        body["source"]["host"] = involved.get("_node", "")
+    involved.pop("_node", None)
+    return body
