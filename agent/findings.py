@@ -124,7 +124,7 @@ def pod_findings(pod: Obj, events: Sequence[Obj] = ()) -> list[str]:
                 found.append(f"{where} was OOMKilled (exit code {term.get('exitCode', 137)}); "
                              f"{shown}")
                 break
-        if state.get("running") and not cs.get("ready", True) and cname in {
+        if "running" in state and not cs.get("ready", True) and cname in {
             c.get("name") for c in pod.get("spec", {}).get("containers", []) or []
         }:
             probe = specs.get(cname, {}).get("readinessProbe")
