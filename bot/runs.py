@@ -1,0 +1,270 @@
+"""The run manager: starting investigations, one task per run, cancel, follow-ups, shutdown.
+
+Every run task ends by posting its outcome — verdict, failure, cancellation, interruption,
+or an internal error caught at the task boundary — so no run ends silently, and the audit
+store records how it ended even when the loop itself never got to say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent import prompts
+from agent.events import Event, RunCancelledEvent
+from agent.loop import Budgets, run_investigation
+from agent.protocols import ChatModel, ToolSpec
+from bot import blocks
+from bot.approvals import ApprovalDesk
+from bot.poster import SlackPoster
+from bot.sink import RunThread, SlackEventSink
+from budo.config import Settings
+from budo.errors import BudoError, RunAlreadyActive, RunNotFound
+from storage.records import RunRecord
+from storage.sink import AuditSink
+from storage.store import Store
+
+log = logging.getLogger("budo.bot.runs")
+
+SHUTDOWN_REASON = "budo shut down while this was in progress"
+HISTORY_KEPT = 200  # follow-up contexts kept in memory (older ones are rebuilt from the store)
+
+
+@dataclass
+class ActiveRun:
+    thread: RunThread
+    sink: SlackEventSink
+    task: asyncio.Task[None] | None = None
+    cancelled_by: str | None = None
+    interrupting: bool = False
+
+    @property
+    def run_id(self) -> str:
+        return self.thread.run_id
+
+
+class _RunAudit(AuditSink):
+    """The AuditSink, except that a cancellation caused by shutdown ends the run as
+    ``interrupted`` (in the same transaction as the event)."""
+
+    def __init__(self, store: Store, active: ActiveRun) -> None:
+        super().__init__(store)
+        self.active = active
+
+    async def emit(self, event: Event) -> None:
+        if isinstance(event, RunCancelledEvent) and self.active.interrupting:
+            self.last = await self.store.append(
+                event, None, finish=("interrupted", event.turns, event.tokens, None))
+            return
+        await super().emit(event)
+
+
+class RunManager:
+    def __init__(self, *, settings: Settings, store: Store, poster: SlackPoster,
+                 desk: ApprovalDesk, model: ChatModel, tools: Sequence[ToolSpec],
+                 link_base: str = "https://slack.com/") -> None:
+        self.settings = settings
+        self.store = store
+        self.poster = poster
+        self.desk = desk
+        self.model = model
+        self.tools = list(tools)
+        self.link_base = link_base
+        self.active: dict[str, ActiveRun] = {}
+        self.histories: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+
+    # --- starting -------------------------------------------------------------------------
+
+    async def start(self, question: str, *, channel: str, user: str,
+                    thread_ts: str | None = None) -> tuple[str | None, str | None]:
+        """Start a run. Top level (``thread_ts`` None): a new root message in the channel.
+        Inside a thread: a follow-up when the thread holds a finished run (its context is
+        passed on), a pointer when one is running. Returns ``(run_id, note)``: ``note`` is
+        what to tell the user privately (a pointer, an error), or None."""
+        previous: RunRecord | None = None
+        history: list[dict[str, Any]] | None = None
+        namespace = self.settings.namespaces[0] if len(self.settings.namespaces) == 1 else None
+        try:
+            if thread_ts:
+                previous = await self.store.run_for_thread(channel, thread_ts)
+                if previous is not None and previous.status != "running":
+                    history = self.history_for(previous)
+            record = await self.store.start_run(
+                source="slack", question=question, channel=channel, thread_ts=thread_ts,
+                requester=user, namespace=namespace, model=self.settings.llm_model)
+        except RunAlreadyActive as exc:
+            return None, self._pointer(exc.run_id, channel, thread_ts)
+        try:
+            line = blocks.status_line(0, 0.0, 0, "starting")
+            text, body = blocks.root_message(question, user, record.id, line, running=True)
+            status_ts = await self.poster.post(channel, text, body, thread_ts=thread_ts)
+            if thread_ts is None:
+                await self.store.set_thread(record.id, channel, status_ts)
+            if previous is not None:
+                await self.store.record(record.id, "follow_up", {"previous_run": previous.id},
+                                        actor=user)
+        except BudoError as exc:
+            await self._end_quietly(record.id, "failed", f"could not start in Slack: {exc}")
+            return None, f"Could not start the investigation: {exc}"
+        thread = RunThread(record.id, channel, thread_ts or status_ts, status_ts, question, user,
+                           self.link_base)
+        active = ActiveRun(thread, SlackEventSink(self.poster, thread))
+        self.active[record.id] = active
+        active.task = asyncio.create_task(self._drive(active, namespace, history),
+                                          name=f"run-{record.id}")
+        return record.id, None
+
+    def _pointer(self, run_id: str, channel: str, thread_ts: str | None) -> str:
+        active = self.active.get(run_id)
+        where = ""
+        if active is not None:
+            where = f" — <{active.thread.link(active.thread.status_ts)}|follow it here>"
+        elif thread_ts:
+            where = f" — <{blocks.permalink(channel, thread_ts, base=self.link_base)}|thread>"
+        return (f"An investigation is already running in this thread: run {run_id}{where}. "
+                "Wait for its verdict, or press Cancel on it.")
+
+    def history_for(self, previous: RunRecord) -> list[dict[str, Any]]:
+        """The earlier run's conversation; rebuilt from its question and verdict when it is no
+        longer in memory (after a restart)."""
+        kept = self.histories.get(previous.id)
+        if kept is not None:
+            return list(kept)
+        answer = previous.headline or f"(that run ended {previous.status} without a verdict)"
+        if previous.verdict:
+            answer = str(previous.verdict.get("raw") or previous.verdict.get("root_cause")
+                         or answer)
+        return [
+            {"role": "system", "content": prompts.SYSTEM_PROMPT},
+            {"role": "user", "content": prompts.first_user_message(previous.question,
+                                                                   previous.namespace)},
+            {"role": "assistant", "content": answer},
+        ]
+
+    # --- the run task ---------------------------------------------------------------------
+
+    async def _drive(self, active: ActiveRun, namespace: str | None,
+                     history: list[dict[str, Any]] | None) -> None:
+        thread = active.thread
+        kind, reason, verdict, turns, tokens = "crashed", "", None, 0, 0
+        try:
+            outcome = await run_investigation(
+                thread.question, run_id=thread.run_id, model=self.model, tools=self.tools,
+                sinks=[_RunAudit(self.store, active), active.sink],
+                approver=self.desk.approver(thread.channel, thread.thread_ts, thread.requester,
+                                            before_post=active.sink.flush),
+                budgets=Budgets.from_settings(self.settings), namespace=namespace,
+                requester=thread.requester, history=history)
+            kind, reason, verdict = outcome.status, outcome.reason or "", outcome.verdict
+            turns, tokens = outcome.turns, outcome.tokens
+            self._remember(thread.run_id, outcome.messages)
+            if kind == "cancelled" and active.interrupting:
+                kind, reason = "interrupted", SHUTDOWN_REASON
+            elif kind == "cancelled" and active.cancelled_by:
+                reason = f"cancelled by <@{active.cancelled_by}>"
+        except asyncio.CancelledError:
+            # Cancelled outside the loop's own handling (a second cancel at shutdown).
+            kind, reason = "interrupted", SHUTDOWN_REASON
+            await self._end_quietly(thread.run_id, "interrupted", reason)
+            raise
+        except Exception as exc:  # our own bug: say so in the channel and the audit
+            log.exception("run %s crashed", thread.run_id)
+            kind, reason = "crashed", f"internal error: {type(exc).__name__}: {exc}"
+            await self._end_quietly(thread.run_id, "failed", reason)
+        finally:
+            try:
+                await active.sink.finish(kind, verdict=verdict, reason=reason, turns=turns,
+                                         tokens=tokens)
+            except Exception:
+                log.exception("run %s: could not post the outcome", thread.run_id)
+            self.active.pop(thread.run_id, None)
+
+    async def _end_quietly(self, run_id: str, status: str, reason: str) -> None:
+        """Record how a run ended when the loop could not (it is still 'running')."""
+        try:
+            record = await self.store.get_run(run_id)
+            if record.status == "running":
+                await self.store.record(run_id, status, {"reason": reason}, actor="budo")
+                await self.store.finish_run(run_id, status, turns=record.turns,
+                                            tokens=record.tokens)
+        except BudoError as exc:
+            log.error("run %s: could not record its end (%s): %s", run_id, status, exc)
+
+    def _remember(self, run_id: str, messages: list[dict[str, Any]]) -> None:
+        self.histories[run_id] = messages
+        while len(self.histories) > HISTORY_KEPT:
+            self.histories.popitem(last=False)
+
+    # --- cancel and shutdown --------------------------------------------------------------
+
+    async def cancel(self, run_id: str, user: str) -> str | None:
+        """The Cancel button: the requester or on-call may stop a run. Returns what to tell
+        the user privately, or None when the run is being cancelled."""
+        active = self.active.get(run_id)
+        if active is None or active.task is None or active.task.done():
+            try:
+                record = await self.store.get_run(run_id)
+            except RunNotFound:
+                return f"There is no run {run_id}."
+            return f"Run {run_id} is not running any more ({record.status}). Nothing changed."
+        if user != active.thread.requester and user not in await self.desk.policy.members():
+            return "Only the person who asked or on-call can cancel this investigation."
+        if active.cancelled_by is None:
+            active.cancelled_by = user
+            await self.store.record(run_id, "cancel_requested", {"user": user}, actor=user)
+            active.task.cancel()
+        return None
+
+    async def shutdown(self, grace: float) -> None:
+        """Give in-flight runs ``grace`` seconds, then interrupt them (recorded and posted)."""
+        tasks = [a.task for a in self.active.values() if a.task is not None]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for active in list(self.active.values()):
+            if active.task is None or active.task.done():
+                continue
+            active.interrupting = True
+            try:
+                await self.store.record(active.run_id, "interrupted",
+                                        {"reason": SHUTDOWN_REASON}, actor="budo")
+            except BudoError as exc:
+                log.error("run %s: could not record the interruption: %s", active.run_id, exc)
+            active.task.cancel()
+        if pending:
+            # Time to post "interrupted" in each channel; then stop regardless.
+            _, stuck = await asyncio.wait(pending, timeout=5.0)
+            for task in stuck:
+                task.cancel()
+            if stuck:
+                await asyncio.wait(stuck, timeout=1.0)
+
+    # --- after a restart ------------------------------------------------------------------
+
+    async def announce_recovered(self, run_ids: Sequence[str]) -> None:
+        """Runs the store marked interrupted at startup: say so where they lived, and close
+        their approval cards."""
+        for run_id in run_ids:
+            try:
+                record = await self.store.get_run(run_id)
+                if not record.channel or not record.thread_ts:
+                    continue
+                elapsed = (record.ended_at or time.time()) - record.started_at
+                link = blocks.permalink(record.channel, record.thread_ts, base=self.link_base)
+                text, body = blocks.failure_message(
+                    "interrupted", record.question, "budo restarted while this was in progress; "
+                    "ask again to resume", run_id, record.turns, record.tokens, elapsed, link)
+                await self.poster.post(record.channel, text, body)
+                for approval in await self.store.approvals(run_id):
+                    if approval.message_ts:
+                        done_text, done_body = blocks.approval_resolved(
+                            approval.tool, "⌛ Expired — denied (budo restarted)")
+                        await self.poster.update(record.channel, approval.message_ts,
+                                                 done_text, done_body)
+            except BudoError as exc:
+                log.warning("could not announce interrupted run %s: %s", run_id, exc)
