@@ -217,8 +217,10 @@ def env_host_findings(
             if host is None or host in names:
                 continue
             near = closest(host, names)
-            hint = (f"; closest Service is {near[0]!r} (edit distance {near[1]})" if near
-                    else "; the namespace has no Services")
+            if near and near[1] <= max(2, len(host) // 3):
+                hint = f"; closest Service is {near[0]!r} (edit distance {near[1]})"
+            else:
+                hint = "; no Service has a similar name" if names else "; it has no Services"
             found.append(
                 f"{owner} container {container.get('name', '?')} env {var}={value}: no Service "
                 f"{host!r} in namespace {namespace!r}{hint}"
