@@ -246,8 +246,13 @@ class OpenAIChatModel:
                 )
             return body
         text = response.text
-        if status in (400, 404) and _names_missing_model(text, self.model):
+        if status in (400, 404) and _names_missing_model(text, self.model, status):
             raise self._not_found()
+        if status == 400 and "does not support tools" in text:
+            raise ModelResponseError(
+                f"model '{self.model}' does not support tool calling at {self.base_url} "
+                f"— pick a tool-capable model (e.g. qwen2.5:14b, llama3.1:8b)"
+            )
         if status == 429:
             delay = _retry_after_seconds(response.headers.get("Retry-After"))
             delay = None if delay is None else min(delay, self.max_retry_after)
@@ -360,11 +365,15 @@ def _usage(
 # --- error text -------------------------------------------------------------------------------
 
 
-def _names_missing_model(body: str, model: str) -> bool:
+def _names_missing_model(body: str, model: str, status: int) -> bool:
+    """A 404 naming the model, or a 400/404 saying a model is missing. (A bare 404 is a wrong
+    URL, and a 400 that merely mentions the model is some other complaint.)"""
     lowered = body.lower()
-    return "model" in lowered and (
-        model.lower() in lowered or any(h in lowered for h in _MODEL_MISSING_HINTS)
-    )
+    if "model" not in lowered:
+        return False
+    if any(hint in lowered for hint in _MODEL_MISSING_HINTS):
+        return True
+    return status == 404 and model.lower() in lowered
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

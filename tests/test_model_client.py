@@ -300,6 +300,10 @@ async def raw_endpoint():
         (200, "<html>proxy error</html>", "not JSON: <html>proxy error</html>"),
         (400, '{"error": {"message": "messages: required"}}', "HTTP 400: .*messages: required"),
         (401, '{"error": "bad key"}', "check BUDO_LLM_API_KEY"),
+        (400, '{"error": {"message": "registry.ollama.ai/library/qwen2.5:14b does not support '
+              'tools"}}', "does not support tool calling"),
+        (400, '{"error": {"message": "model qwen2.5:14b: context length exceeded"}}',
+         "HTTP 400: .*context length exceeded"),
     ],
 )
 async def test_unusable_replies_are_one_line_model_response_errors(
@@ -310,6 +314,24 @@ async def test_unusable_replies_are_one_line_model_response_errors(
         with pytest.raises(ModelResponseError, match=match) as info:
             await client.complete(QUESTION)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"object": "error", "message": "The model `qwen2.5:14b` does not exist.", "code": 404}',
+        '{"error": {"message": "The model \'qwen2.5:14b\' does not exist", '
+        '"code": "model_not_found"}}',
+    ],
+)
+async def test_vllm_and_openai_model_missing_wordings_are_model_not_found(
+    raw_endpoint, text: str
+) -> None:
+    url, seen = await raw_endpoint(404, text)
+    async with OpenAIChatModel(url, "qwen2.5:14b") as client:
+        with pytest.raises(ModelNotFound, match="ollama pull"):
+            await client.complete(QUESTION)
+    assert len(seen) == 1
 
 
 async def test_long_error_bodies_are_trimmed(raw_endpoint) -> None:
