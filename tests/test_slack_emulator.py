@@ -253,3 +253,66 @@ async def test_json_body_with_token_in_body_is_not_authed(slack: SlackEmulator) 
                                 headers={"Authorization": f"Bearer {BOT_TOKEN}",
                                          "Content-Type": "application/json"}) as response:
             assert (await response.json())["ok"] is True
+
+
+async def test_update_without_blocks_keeps_them_and_empty_list_clears(
+        slack: SlackEmulator, client: AsyncWebClient) -> None:
+    ts = (await client.chat_postMessage(channel="C1", text="a", blocks=[_section("a")]))["ts"]
+    await client.chat_update(channel="C1", ts=ts, text="b")
+    assert slack.message("C1", ts).blocks == [_section("a")]
+    await client.chat_update(channel="C1", ts=ts, text="c", blocks=[])
+    assert slack.message("C1", ts).blocks == []
+
+
+async def test_post_to_a_user_id_lands_in_their_dm(slack: SlackEmulator,
+                                                   client: AsyncWebClient) -> None:
+    answer = await client.chat_postMessage(channel="U2", text="psst")
+    opened = await client.conversations_open(users="U2")
+    assert answer["channel"].startswith("D") and opened["channel"]["id"] == answer["channel"]
+    assert [m.text for m in slack.channel_messages(answer["channel"])] == ["psst"]
+
+
+async def test_permalink_of_a_reply_names_the_thread(client: AsyncWebClient) -> None:
+    parent = (await client.chat_postMessage(channel="C1", text="p"))["ts"]
+    reply = (await client.chat_postMessage(channel="C1", text="r", thread_ts=parent))["ts"]
+    link = (await client.chat_getPermalink(channel="C1", message_ts=reply))["permalink"]
+    assert f"/archives/C1/p{reply.replace('.', '')}?thread_ts={parent}" in link
+
+
+async def test_post_rate_limit_per_channel(slack: SlackEmulator,
+                                           client: AsyncWebClient) -> None:
+    slack.limit_post_rate(per_second=1, burst=2)
+    await client.chat_postMessage(channel="C1", text="1")
+    await client.chat_postMessage(channel="C1", text="2")
+    await client.chat_postMessage(channel="C2", text="other channel, own bucket")
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_postMessage(channel="C1", text="3")
+    assert err.value.response.status_code == 429
+    assert int(err.value.response.headers["Retry-After"]) >= 1
+    assert [method for method, _, _ in slack.limits.rejected_by_post_rate] == ["chat.postMessage"]
+    assert len(slack.post_times("C1")) == 2
+
+
+async def test_injected_failure_then_recovery(slack: SlackEmulator,
+                                              client: AsyncWebClient) -> None:
+    slack.fail("usergroups.users.list", "missing_scope")
+    with pytest.raises(SlackApiError) as err:
+        await client.usergroups_users_list(usergroup="S0ONCALL")
+    assert err.value.response["error"] == "missing_scope"
+    assert (await client.usergroups_users_list(usergroup="S0ONCALL"))["users"] == ["U_ONCALL"]
+
+
+async def test_response_url_posts_are_applied(slack: SlackEmulator,
+                                              client: AsyncWebClient) -> None:
+    ts = (await client.chat_postMessage(channel="C1", text="root"))["ts"]
+    hook = slack.new_response_url("C1", "U2", message_ts=ts, thread_ts=ts)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(hook, json={"text": "just you"}) as response:
+            assert response.status == 200
+        async with session.post(hook, json={"text": "all", "response_type": "in_channel"}):
+            pass
+        async with session.post(hook, json={"blocks": [_section("x" * 3001)]}) as response:
+            assert response.status == 400 and await response.text() == "invalid_blocks"
+    assert [e.text for e in slack.ephemerals("C1", "U2")] == ["just you"]
+    assert [m.text for m in slack.thread("C1", ts)] == ["all"]
+    assert len(slack.response_posts) == 2

@@ -43,6 +43,10 @@ async def bolt_url(slack: SlackEmulator) -> AsyncIterator[str]:
     async def on_mention(event: dict, say: AsyncSay) -> None:
         await say(text="looking", thread_ts=event.get("thread_ts") or event["ts"])
 
+    @app.event("message")
+    async def on_message(event: dict, client: AsyncWebClient) -> None:
+        await client.reactions_add(channel=event["channel"], timestamp=event["ts"], name="eyes")
+
     runner = web.AppRunner(app.web_app(path="/slack/events"), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -153,3 +157,14 @@ async def test_bot_token_cannot_open_a_socket(client: AsyncWebClient) -> None:
     with pytest.raises(SlackApiError) as err:
         await client.apps_connections_open(app_token=BOT_TOKEN)
     assert err.value.response["error"] == "not_allowed_token_type"
+
+
+async def test_sim_message_event_is_stored_and_delivered(slack: SlackEmulator,
+                                                         sim: SlackClientSim) -> None:
+    await sim.app_mention("<@U0BOT> look", user="U7", channel="C1")
+    [root] = slack.channel_messages("C1")
+    reply = await sim.message("more context", user="U7", channel="C1", thread_ts=root.ts)
+    assert reply.status == 200
+    [stored] = [m for m in slack.thread("C1", root.ts) if m.text == "more context"]
+    await slack.wait_for(lambda: stored.reactions)
+    assert stored.reactions == {"eyes": ["U0BOT"]} and stored.user == "U7"

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from .signing import sign
-from .state import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
+from .state import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, Message
 
 if TYPE_CHECKING:
     from .server import SlackEmulator
@@ -140,20 +140,32 @@ class SlackClientSim:
                           ts: str | None = None, thread_ts: str | None = None,
                           **options: Any) -> BotReply:
         """An Events API app_mention; also stored in the emulator's channel so replies thread."""
-        if self.emulator is not None:
-            from .state import Message  # local: keep the sim usable without a server
+        event = self._user_message_event("app_mention", text, user, channel, ts, thread_ts)
+        return await self.event(event, **options)
 
+    async def message(self, text: str, user: str = "U1", channel: str = "C1",
+                      ts: str | None = None, thread_ts: str | None = None,
+                      **options: Any) -> BotReply:
+        """A plain `message` event (e.g. a human reply in the bot's thread), stored likewise."""
+        event = self._user_message_event("message", text, user, channel, ts, thread_ts)
+        event["channel_type"] = "im" if channel.startswith("D") else "channel"
+        return await self.event(event, **options)
+
+    def _user_message_event(self, kind: str, text: str, user: str, channel: str,
+                            ts: str | None, thread_ts: str | None) -> dict[str, Any]:
+        if self.emulator is not None:
             stored = self.emulator.workspace.add_message(Message(
                 channel=channel, ts=ts or self.emulator.workspace.clock.next(), text=text,
                 blocks=None, user=user, bot_id=None, thread_ts=thread_ts))
+            self.emulator.notify()
             ts = stored.ts
         ts = ts or f"{time.time():.6f}"
-        event: dict[str, Any] = {"type": "app_mention", "user": user, "text": text, "ts": ts,
+        event: dict[str, Any] = {"type": kind, "user": user, "text": text, "ts": ts,
                                  "channel": channel, "event_ts": ts, "team": TEAM_ID,
                                  "client_msg_id": str(uuid.uuid4())}
         if thread_ts:
             event["thread_ts"] = thread_ts
-        return await self.event(event, **options)
+        return event
 
     async def event(self, event: dict[str, Any], **options: Any) -> BotReply:
         """Any Events API event inside an event_callback envelope."""

@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from .blocks import validate_blocks
+from .limits import Limits
 from .socket_mode import SocketModeHub
 from .state import (
     BOT_USER_ID,
@@ -27,7 +29,7 @@ from .state import (
     UploadedFile,
     Workspace,
 )
-from .webapi import APP_TOKEN_METHODS, HANDLERS, ApiError
+from .webapi import APP_TOKEN_METHODS, HANDLERS, MAX_TEXT, ApiError
 
 BOT_TOKEN = "xoxb-test"
 APP_TOKEN = "xapp-test"
@@ -47,8 +49,7 @@ class SlackEmulator:
         self.not_in_channel: set[str] = set()
         self.not_in_channel_users: dict[str, set[str]] = {}
         self._response_contexts: dict[str, ResponseUrlContext] = {}
-        self._rate_limits: dict[str, list[int]] = {}  # method -> [calls left, retry_after]
-        self._failures: dict[str, list[Any]] = {}  # method -> [calls left, error code]
+        self.limits = Limits()
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -110,11 +111,16 @@ class SlackEmulator:
 
     def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
         """The next `times` calls of `method` get HTTP 429 + Retry-After, as Slack's tiers do."""
-        self._rate_limits[method] = [times, retry_after]
+        self.limits.rate_limit(method, times, retry_after)
 
     def fail(self, method: str, error: str, times: int = 1) -> None:
         """The next `times` calls of `method` answer {"ok": false, "error": error} (HTTP 200)."""
-        self._failures[method] = [times, error]
+        self.limits.fail(method, error, times)
+
+    def limit_post_rate(self, per_second: float = 1.0, burst: int = 3,
+                        methods: tuple[str, ...] = ("chat.postMessage",)) -> None:
+        """Enforce Slack's per-channel posting limit: a call beyond the bucket gets 429."""
+        self.limits.limit_post_rate(per_second, burst, methods)
 
     # ---- HTTP handlers ---------------------------------------------------------------------
     async def _read_params(self, request: web.Request) -> tuple[dict[str, Any], bool]:
@@ -159,15 +165,13 @@ class SlackEmulator:
         token_error = self._token_error(method, request, params, is_json)
         if token_error:
             return self._record(method, public_params, {"ok": False, "error": token_error})
-        limit = self._rate_limits.get(method)
-        if limit and limit[0] > 0:
-            limit[0] -= 1
+        retry_after = self.limits.retry_after(method, public_params.get("channel"))
+        if retry_after is not None:
             return self._record(method, public_params, {"ok": False, "error": "ratelimited"},
-                                status=429, headers={"Retry-After": str(limit[1])})
-        failure = self._failures.get(method)
-        if failure and failure[0] > 0:
-            failure[0] -= 1
-            return self._record(method, public_params, {"ok": False, "error": failure[1]})
+                                status=429, headers={"Retry-After": str(retry_after)})
+        injected = self.limits.injected_error(method)
+        if injected:
+            return self._record(method, public_params, {"ok": False, "error": injected})
         try:
             answer = await handler(self, public_params)
         except ApiError as err:
@@ -197,6 +201,12 @@ class SlackEmulator:
             body = json.loads(await request.read())
         except ValueError:
             return web.Response(status=400, text="invalid_payload")
+        if not isinstance(body, dict):
+            return web.Response(status=400, text="invalid_payload")
+        errors = validate_blocks(body["blocks"]) if body.get("blocks") is not None else []
+        if errors or len(body.get("text") or "") > MAX_TEXT:
+            # Slack answers a bad response_url POST with a 400 and a short error word.
+            return web.Response(status=400, text="invalid_blocks" if errors else "msg_too_long")
         self.response_posts.append(ResponseUrlPost(hook_id, body))
         self._apply_response(context, body)
         self._changed.set()
@@ -231,6 +241,10 @@ class SlackEmulator:
         self._response_contexts[hook_id] = ResponseUrlContext(channel, user, message_ts,
                                                               thread_ts)
         return f"{self.base_url}/response-url/{hook_id}"
+
+    def notify(self) -> None:
+        """Wake wait_for(): call after changing state directly (not through HTTP)."""
+        self._changed.set()
 
     # ---- Socket Mode -----------------------------------------------------------------------
     async def socket_push(self, type: str, payload: dict[str, Any], **options: Any) -> str:

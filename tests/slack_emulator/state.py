@@ -190,11 +190,17 @@ class Workspace:
         self.users: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.channels: dict[str, str] = {}  # id -> name
+        self.dms: dict[str, str] = {}  # user id -> the app's DM channel id with that user
         self._next_id = 1
 
     def new_id(self, prefix: str) -> str:
         self._next_id += 1
         return f"{prefix}0{self._next_id:08X}"
+
+    def dm_channel(self, user_id: str) -> str:
+        if user_id not in self.dms:
+            self.dms[user_id] = self.new_id("D")
+        return self.dms[user_id]
 
     def add_message(self, message: Message) -> Message:
         self.messages[(message.channel, message.ts)] = message

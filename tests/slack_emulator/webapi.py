@@ -115,6 +115,9 @@ async def auth_test(emu: SlackEmulator, params: dict[str, Any]) -> dict[str, Any
 
 @method("chat.postMessage")
 async def chat_post_message(emu: SlackEmulator, params: dict[str, Any]) -> dict[str, Any]:
+    target = str(params.get("channel") or "")
+    if _USER_ID.match(target):  # a user id posts into the app's DM with that user, as in Slack
+        params = {**params, "channel": emu.workspace.dm_channel(target)}
     channel = _channel(emu, params)
     text, blocks, attachments = _content(params)
     thread_ts = params.get("thread_ts") or None
@@ -152,6 +155,43 @@ async def chat_update(emu: SlackEmulator, params: dict[str, Any]) -> dict[str, A
     message.edited_ts = emu.workspace.clock.next()
     return {"ok": True, "channel": channel, "ts": ts, "text": text,
             "message": message.to_api(emu.workspace)}
+
+
+@method("chat.getPermalink")
+async def chat_get_permalink(emu: SlackEmulator, params: dict[str, Any]) -> dict[str, Any]:
+    channel = _channel(emu, params)
+    message = emu.workspace.get(channel, _required(params, "message_ts", "message_not_found"))
+    if message is None:
+        raise ApiError("message_not_found")
+    link = f"https://{TEAM_DOMAIN}.slack.com/archives/{channel}/p{message.ts.replace('.', '')}"
+    if message.is_reply:
+        link += f"?thread_ts={message.thread_ts}&cid={channel}"
+    return {"ok": True, "channel": channel, "permalink": link}
+
+
+@method("conversations.open")
+async def conversations_open(emu: SlackEmulator, params: dict[str, Any]) -> dict[str, Any]:
+    if params.get("channel"):
+        return {"ok": True, "channel": {"id": _channel(emu, params)}}
+    users = [u for u in str(params.get("users") or "").split(",") if u]
+    if len(users) != 1:  # group DMs are not emulated
+        raise ApiError("users_list_not_supplied" if not users else "not_enough_users")
+    if not _USER_ID.match(users[0]):
+        raise ApiError("user_not_found")
+    return {"ok": True, "no_op": users[0] in emu.workspace.dms,
+            "already_open": users[0] in emu.workspace.dms,
+            "channel": {"id": emu.workspace.dm_channel(users[0])}}
+
+
+@method("conversations.info")
+async def conversations_info(emu: SlackEmulator, params: dict[str, Any]) -> dict[str, Any]:
+    channel = _channel(emu, params)
+    name = emu.workspace.channels.get(channel, channel.lower())
+    return {"ok": True, "channel": {
+        "id": channel, "name": name, "is_channel": channel.startswith("C"),
+        "is_group": channel.startswith("G"), "is_im": channel.startswith("D"),
+        "is_private": not channel.startswith("C"), "is_archived": False,
+        "is_member": channel not in emu.not_in_channel, "created": 1700000000}}
 
 
 @method("chat.delete")
