@@ -1,0 +1,188 @@
+"""How much context our tools hand the model, against a bare `kubectl -o json` tool.
+
+For every bundled scenario, replayed in-process, the same rule-based SRE read sequence is run
+twice: through budo's tools, and as raw API reads (pod list JSON, event list JSON, the workload
+JSON, full unfiltered logs tail 200). Tokens are estimated as chars/4 for both. The sequence:
+
+1. pods of the scenario namespace; 2. its events;
+3. every unhealthy pod (not Running+Ready, or a known fault): describe its workload (the
+   Deployment/StatefulSet that owns it, else the pod) once, and read the logs of those that ran
+   (grep error|fail|exception; previous=true when it restarted);
+4. no unhealthy pod: read one pod's logs per workload with the same grep, and describe the
+   workloads whose logs matched.
+
+Targets: our tokens <= 1/3 of the baseline; every expected root-cause pattern
+(scenario.expect root_cause, all of them) present in our output in >= 90% of scenarios.
+
+    python bench/context.py [scenario ...]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agent.findings import pod_findings
+from agent.kube import Cluster
+from agent.protocols import ToolSpec
+from agent.render import pod_unhealthy
+from budo.errors import ClusterError
+from budo.harness import replayed_incident
+from scenarios import bundled_scenarios
+
+GREP = "error|fail|exception"
+TAIL = 200
+
+
+@dataclass
+class Reads:
+    ours: list[str] = field(default_factory=list)
+    baseline: list[str] = field(default_factory=list)
+
+    def tokens(self) -> tuple[int, int]:
+        return (sum(len(t) for t in self.ours) // 4, sum(len(t) for t in self.baseline) // 4)
+
+
+def kubectl_json(obj: Any) -> str:
+    """What `kubectl get -o json` prints: 4-space indented JSON."""
+    return json.dumps(obj, indent=4)
+
+
+async def call(tools: dict[str, ToolSpec], name: str, **args: Any) -> str:
+    return (await tools[name].func(**args)).text()
+
+
+async def raw_logs(cluster: Cluster, ns: str, pod: str, container: str | None,
+                   previous: bool) -> str:
+    try:
+        return await cluster.read_log(ns, pod, container=container, tail_lines=TAIL,
+                                      previous=previous)
+    except ClusterError as exc:
+        return f"Error from server: {exc}"
+
+
+def workload_of(pod: dict[str, Any], replicasets: dict[str, dict[str, Any]]
+                ) -> tuple[str, str]:
+    """(kind, name) of the controller that owns a pod: Deployment via its ReplicaSet."""
+    for owner in pod["metadata"].get("ownerReferences") or []:
+        if owner.get("kind") == "ReplicaSet":
+            rs = replicasets.get(owner["name"], {})
+            for rs_owner in rs.get("metadata", {}).get("ownerReferences") or []:
+                if rs_owner.get("kind") == "Deployment":
+                    return "deployment", rs_owner["name"]
+            return "replicaset", owner["name"]
+        if owner.get("kind") == "StatefulSet":
+            return "statefulset", owner["name"]
+    return "pod", pod["metadata"]["name"]
+
+
+async def read_sequence(tools: dict[str, ToolSpec], cluster: Cluster, ns: str) -> Reads:
+    reads = Reads()
+    pods = await cluster.list_pods(ns)
+    events = await cluster.list_events(ns)
+    replicasets = {rs["metadata"]["name"]: rs for rs in await cluster.list_replicasets(ns)}
+    reads.ours.append(await call(tools, "get_pods", namespace=ns))
+    reads.baseline.append(kubectl_json({"kind": "List", "items": pods}))
+    reads.ours.append(await call(tools, "get_events", namespace=ns))
+    reads.baseline.append(kubectl_json({"kind": "List", "items": events}))
+
+    unhealthy = [p for p in pods if pod_unhealthy(p) or pod_findings(p, events)]
+    to_describe: dict[tuple[str, str], None] = {}
+    to_log: list[tuple[dict[str, Any], bool]] = []
+    if unhealthy:
+        for pod in unhealthy:
+            to_describe[workload_of(pod, replicasets)] = None
+            statuses = pod.get("status", {}).get("containerStatuses") or []
+            ran = any("running" in (cs.get("state") or {}) or cs.get("restartCount")
+                      or (cs.get("lastState") or {}).get("terminated") for cs in statuses)
+            if ran:
+                restarted = any(cs.get("restartCount") for cs in statuses)
+                to_log.append((pod, restarted))
+    else:
+        seen: set[tuple[str, str]] = set()
+        for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+            owner = workload_of(pod, replicasets)
+            if owner not in seen:
+                seen.add(owner)
+                to_log.append((pod, False))
+
+    for pod, previous in to_log:
+        name = pod["metadata"]["name"]
+        container = (pod["spec"].get("containers") or [{}])[0].get("name")
+        text = await call(tools, "logs", namespace=ns, pod=name, container=container,
+                          grep=GREP, previous=previous)
+        reads.ours.append(text)
+        reads.baseline.append(await raw_logs(cluster, ns, name, container, previous))
+        if not unhealthy and "lines matched" in text.splitlines()[0]:
+            to_describe[workload_of(pod, replicasets)] = None
+
+    for kind, name in to_describe:
+        reads.ours.append(await call(tools, "describe", kind=kind, name=name, namespace=ns))
+        reads.baseline.append(kubectl_json(await cluster.get(kind, name, ns)))
+    return reads
+
+
+async def measure(name: str) -> dict[str, Any]:
+    async with replayed_incident(name) as incident:
+        tools = {t.name: t for t in incident.tools}
+        cluster = Cluster.from_kubeconfig(incident.kubeconfig)
+        try:
+            reads = await read_sequence(tools, cluster, incident.scenario.namespace)
+        finally:
+            cluster.close()
+    ours, baseline = reads.tokens()
+    text = "\n".join(reads.ours)
+    missing = [p for p in incident.scenario.expect_root_cause
+               if not re.search(p, text, re.IGNORECASE)]
+    return {"name": name, "calls": len(reads.ours), "ours": ours, "baseline": baseline,
+            "ratio": ours / baseline if baseline else 0.0, "missing": missing}
+
+
+def machine() -> str:
+    return (f"{platform.machine()} {os.cpu_count()} cores, {platform.system()} "
+            f"{platform.release()}, Python {platform.python_version()}")
+
+
+async def main(names: list[str]) -> int:
+    names = names or bundled_scenarios()
+    print("# bench/context.py: tool-output tokens vs raw API JSON (tokens = chars/4)")
+    print(f"# machine: {machine()}")
+    print(f"# sequence: pods, events, describe unhealthy workloads, logs grep /{GREP}/ "
+          f"(baseline: kubectl -o json, logs tail {TAIL} unfiltered)")
+    header = f"{'scenario':<22} {'calls':>5} {'ours':>7} {'baseline':>9} {'ratio':>6}  root cause"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for name in names:
+        row = await measure(name)
+        rows.append(row)
+        found = "yes" if not row["missing"] else "NO (missing " + ", ".join(
+            f"/{p}/" for p in row["missing"]) + ")"
+        print(f"{row['name']:<22} {row['calls']:>5} {row['ours']:>7} {row['baseline']:>9} "
+              f"{row['ratio']:>6.2f}  {found}")
+    total_ours = sum(r["ours"] for r in rows)
+    total_base = sum(r["baseline"] for r in rows)
+    surfaced = sum(1 for r in rows if not r["missing"])
+    ratios = sorted(r["ratio"] for r in rows)
+    median = ratios[len(ratios) // 2] if len(ratios) % 2 else (
+        sum(ratios[len(ratios) // 2 - 1:len(ratios) // 2 + 1]) / 2)
+    print("-" * len(header))
+    print(f"total: ours {total_ours} vs baseline {total_base} tokens, ratio "
+          f"{total_ours / max(1, total_base):.2f} (median per scenario {median:.2f}; "
+          f"target <= 0.33)")
+    print(f"root cause surfaced in {surfaced}/{len(rows)} scenarios "
+          f"({100 * surfaced / max(1, len(rows)):.0f}%; target >= 90%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))
