@@ -118,6 +118,10 @@ def _container(body: dict[str, Any], name: str) -> dict[str, Any]:
     for key in CONTAINER_SPEC_KEYS:
         if key in body:
             spec[key] = copy.deepcopy(body[key])
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        if probe in spec:  # the defaults the API server fills in
+            spec[probe] = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1,
+                           "failureThreshold": 3, **spec[probe]}
     spec.setdefault("imagePullPolicy", "IfNotPresent")
     spec.update(terminationMessagePath="/dev/termination-log",
                 terminationMessagePolicy="File")

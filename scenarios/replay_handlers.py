@@ -1,0 +1,183 @@
+"""Request routing and handlers of the replay API server (state lives in ReplayState)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from scenarios.replay_discovery import (
+    SERVER_VERSION,
+    Resource,
+    api_versions,
+    find_resource,
+    forbidden,
+    group,
+    group_list,
+    resource_list,
+    status,
+    to_events_v1,
+)
+from scenarios.replay_logs import LogError, choose_text, cut, pick_container
+from scenarios.replay_selectors import SelectorError, field_selector, label_selector
+from scenarios.times import parse_timestamp
+
+if TYPE_CHECKING:
+    from scenarios.replay import ReplayServer
+
+
+def reply(body: dict[str, Any], code: int = 200) -> web.Response:
+    return web.Response(status=code, text=json.dumps(body), content_type="application/json")
+
+
+def fail(code: int, message: str, **details: Any) -> web.Response:
+    return reply(status(code, message, **details), code)
+
+
+async def dispatch(server: ReplayServer, request: web.Request) -> web.Response:
+    parts = [p for p in request.path.split("/") if p]
+    if request.method == "GET":
+        answer = _discovery(server, parts)
+        if answer is not None:
+            return answer
+    if parts[:1] == ["openapi"] or (parts[:1] == ["version"] and len(parts) > 1):
+        return fail(404, "the server could not find the requested resource")
+    if parts[:2] == ["api", "v1"]:
+        group_name, version, rest = "", "v1", parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group_name, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return fail(404, "the server could not find the requested resource")
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    if not rest:
+        return fail(404, "the server could not find the requested resource")
+    res = find_resource(group_name, version, rest[0])
+    if (res is None or (namespace is not None and not res.namespaced)
+            or (namespace is None and res.namespaced and len(rest) > 1)):
+        return fail(404, "the server could not find the requested resource")
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else None
+    if len(rest) > 3 or (sub and (res.kind, sub) != ("Pod", "log")):
+        return fail(404, "the server could not find the requested resource")
+    verb = {"GET": "list" if name is None else "get", "DELETE": "delete"}.get(request.method)
+    if verb is None or (verb == "delete" and "delete" not in res.verbs):
+        return fail(405, "the server does not allow this method on the requested resource",
+                    name=name, kind=res.plural, group=res.group)
+    if namespace in server.faults.forbidden_namespaces or (
+            namespace is None and res.namespaced and server.faults.forbidden_namespaces):
+        return reply(forbidden(server.user, verb, res, namespace, name), 403)
+    if sub == "log":
+        return _logs(server, request, namespace or "", name or "")
+    if verb == "delete":
+        return _delete(server, request, res, namespace or "", name or "")
+    if name is not None:
+        return _get(server, res, namespace, name)
+    return _list(server, request, res, namespace)
+
+
+def _discovery(server: ReplayServer, parts: list[str]) -> web.Response | None:
+    if parts in (["version"],):
+        return reply(SERVER_VERSION)
+    if parts == ["api"]:
+        return reply(api_versions(f"127.0.0.1:{server.port}"))
+    if parts == ["apis"]:
+        return reply(group_list())
+    if parts == ["api", "v1"] or (len(parts) == 3 and parts[0] == "apis"):
+        body = resource_list("" if parts[0] == "api" else parts[1], parts[-1])
+        return reply(body) if body else fail(404, "the server could not find the requested "
+                                              "resource")
+    if len(parts) == 2 and parts[0] == "apis":
+        body = group(parts[1])
+        return reply(body) if body else fail(404, "the server could not find the requested "
+                                              "resource")
+    return None
+
+
+def _shape(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    if res.group == "events.k8s.io":
+        return to_events_v1(obj)
+    return obj
+
+
+def _get(server: ReplayServer, res: Resource, namespace: str | None,
+         name: str) -> web.Response:
+    obj = server.state.find(res.kind, namespace, name)
+    if obj is None:
+        return fail(404, f'{res.plural}{"." + res.group if res.group else ""} "{name}" '
+                    "not found", name=name, kind=res.plural, group=res.group)
+    return reply(_shape(res, obj))
+
+
+def _list(server: ReplayServer, request: web.Request, res: Resource,
+          namespace: str | None) -> web.Response:
+    query = request.query
+    if query.get("watch") in ("true", "1"):
+        # No changes stream from a replay: an empty watch that ends lets clients re-list.
+        return web.Response(status=200, text="", content_type="application/json")
+    items = [o for o in server.state.objects if o["kind"] == res.kind
+             and (namespace is None or o["metadata"].get("namespace") == namespace)]
+    try:
+        if query.get("labelSelector"):
+            labels = label_selector(query["labelSelector"])
+            items = [o for o in items if labels(o["metadata"].get("labels") or {})]
+        if query.get("fieldSelector"):
+            fields = field_selector(query["fieldSelector"], res.kind)
+            items = [o for o in items if fields(o)]
+    except SelectorError as exc:
+        return fail(400, str(exc), kind=res.plural)
+    shaped = [_shape(res, o) for o in items]
+    limit = query.get("limit")
+    if limit and limit.isdigit() and int(limit) > 0:
+        shaped = shaped[: int(limit)]
+    return reply({"kind": f"{res.kind}List", "apiVersion": res.api_version,
+                  "metadata": {"resourceVersion": str(server.state.resource_version)},
+                  "items": shaped})
+
+
+def _int(query: Any, key: str) -> int | None:
+    raw = query.get(key)
+    if raw in (None, ""):
+        return None
+    if not raw.lstrip("-").isdigit():
+        raise LogError(f"{key}: invalid value {raw!r}: must be an integer")
+    return int(raw)
+
+
+def _logs(server: ReplayServer, request: web.Request, namespace: str,
+          name: str) -> web.Response:
+    pod = server.state.find("Pod", namespace, name)
+    if pod is None:
+        return fail(404, f'pods "{name}" not found', name=name, kind="pods")
+    query = request.query
+    try:
+        container = pick_container(pod, query.get("container"))
+        previous = query.get("previous") in ("true", "1")
+        text = choose_text(pod, container, server.state.logs.get((namespace, name, container)),
+                           previous)
+        now = datetime.now(UTC)
+        since = None
+        since_seconds = _int(query, "sinceSeconds")
+        if since_seconds is not None:
+            since = now - timedelta(seconds=since_seconds)
+        elif query.get("sinceTime"):
+            since = parse_timestamp(query["sinceTime"])
+        start = parse_timestamp(pod.get("status", {}).get("startTime") or "") or now
+        body = cut(text, start=start, timestamps=query.get("timestamps") in ("true", "1"),
+                   tail_lines=_int(query, "tailLines"), since=since,
+                   limit_bytes=_int(query, "limitBytes"))
+    except LogError as exc:
+        return fail(400, str(exc))
+    return web.Response(status=200, text=body, content_type="text/plain")
+
+
+def _delete(server: ReplayServer, request: web.Request, res: Resource, namespace: str,
+            name: str) -> web.Response:
+    pod = server.state.find(res.kind, namespace, name)
+    if pod is None:
+        return fail(404, f'pods "{name}" not found', name=name, kind="pods")
+    gone = server.state.delete_pod(namespace, name, request.headers.get("User-Agent", ""))
+    return reply(gone)
