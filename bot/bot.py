@@ -47,7 +47,7 @@ class BudoBot:
     def __init__(self, settings: Settings, store: Store, *,
                  model_factory: ModelFactory | None = None,
                  toolbox_factory: ToolboxFactory | None = None,
-                 update_interval: float = 2.0, rate_per_channel: float = 1.0, burst: int = 4,
+                 update_interval: float = 2.0, rate_per_channel: float = 1.0, burst: int = 3,
                  usergroup_cache_s: float = 60.0, shutdown_grace: float = 10.0) -> None:
         self.settings = settings
         self.store = store

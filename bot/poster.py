@@ -15,8 +15,10 @@ Slack failures come out as ``budo.errors.SlackError`` (one line, the API error o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -52,7 +54,9 @@ def make_web_client(settings: Settings, timeout: int = 30) -> AsyncWebClient:
 
 
 class _Bucket:
-    """Token bucket: ``burst`` calls at once, then ``rate`` per second."""
+    """Token bucket: ``burst`` calls at once, then ``rate`` per second. Calls to one channel
+    go one at a time, in order, and refill is counted from when the previous call *finished*:
+    Slack counts arrivals, and this way network jitter can never make two arrive too close."""
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.capacity = rate, float(burst)
@@ -60,16 +64,19 @@ class _Bucket:
         self.updated = time.monotonic()
         self.lock = asyncio.Lock()
 
-    async def take(self) -> None:
-        async with self.lock:  # callers queue in order: FIFO per channel
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        async with self.lock:  # FIFO per channel: messages land in the order they were sent
             now = time.monotonic()
             self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
             if self.tokens < 1:
                 await asyncio.sleep((1 - self.tokens) / self.rate)
                 self.tokens = 1.0
-                self.updated = time.monotonic()
             self.tokens -= 1
+            try:
+                yield
+            finally:
+                self.updated = time.monotonic()
 
 
 class _PendingUpdate:
@@ -84,7 +91,7 @@ class _PendingUpdate:
 
 class SlackPoster:
     def __init__(self, client: AsyncWebClient, *, rate_per_channel: float = 1.0,
-                 burst: int = 4, update_interval: float = 2.0) -> None:
+                 burst: int = 3, update_interval: float = 2.0) -> None:
         self.client = client
         self.rate_per_channel = rate_per_channel
         self.burst = burst
@@ -97,10 +104,10 @@ class SlackPoster:
     async def post(self, channel: str, text: str, blocks: Blocks = None,
                    thread_ts: str | None = None) -> str:
         """chat.postMessage, paced per channel; returns the new message's ts."""
-        await self._bucket(channel).take()
-        response = await self._call("chat_postMessage", channel=channel, text=text,
-                                    blocks=blocks, thread_ts=thread_ts, unfurl_links=False,
-                                    unfurl_media=False)
+        async with self._bucket(channel).slot():
+            response = await self._call("chat_postMessage", channel=channel, text=text,
+                                        blocks=blocks, thread_ts=thread_ts, unfurl_links=False,
+                                        unfurl_media=False)
         return str(response["ts"])
 
     async def update(self, channel: str, ts: str, text: str, blocks: Blocks = None) -> None:
@@ -173,10 +180,11 @@ class SlackPoster:
                     pass
             text, blocks = pending.payload
             pending.payload = None
-            await self._bucket(channel).take()
             pending.last_sent = time.monotonic()
             try:
-                await self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
+                async with self._bucket(channel).slot():
+                    await self._call("chat_update", channel=channel, ts=ts, text=text,
+                                     blocks=blocks)
             except SlackError as exc:
                 if pending.hurry.is_set():
                     raise
