@@ -41,10 +41,36 @@ def preview(text: str, lines: int = PREVIEW_LINES, width: int = PREVIEW_WIDTH) -
     all_lines = [line for line in text.splitlines() if line.strip()]
     findings = [line for line in all_lines if line.startswith("FINDINGS:")]
     body = [line for line in all_lines if not line.startswith("FINDINGS:")]
-    shown = [line[:width] + ("…" if len(line) > width else "") for line in body[:lines]]
+    shown = [_middle(readable(line), width) for line in body[:lines]]
     if len(body) > lines:
         shown.append(f"… {len(body) - lines} more lines (full output in the audit trail)")
     return shown + [line[:width * 2] for line in findings]
+
+
+def readable(line: str) -> str:
+    """A structured (logrus/pino JSON) log line as `severity message: error` for human eyes;
+    anything else unchanged. The model still gets the raw line."""
+    start = line.find("{")
+    if start < 0 or not line.rstrip().endswith("}"):
+        return line
+    try:
+        record = json.loads(line[start:])
+    except ValueError:
+        return line
+    if not isinstance(record, dict) or not ("message" in record or "msg" in record):
+        return line
+    severity = record.get("severity") or record.get("level") or ""
+    text = f"{line[:start]}{severity} {record.get('message') or record.get('msg')}".strip()
+    error = record.get("error") or record.get("err")
+    return f"{text}: {error}" if error else text
+
+
+def _middle(line: str, width: int) -> str:
+    """Cut long lines in the middle: log lines put the error text last, JSON keys first."""
+    if len(line) <= width:
+        return line
+    head = width * 2 // 5
+    return f"{line[:head]} … {line[-(width - head - 3):]}"
 
 
 class TerminalSink:
@@ -85,7 +111,7 @@ class TerminalSink:
             if event.sent_chars < len(event.output):
                 head += f" · {len(event.output)} chars, {event.sent_chars} sent to the model"
             p(self._style(head, "2"))
-            for line in preview(event.output if event.ok else f"error: {event.error}"):
+            for line in preview(event.output):
                 style = "33" if line.startswith("FINDINGS:") else "2"
                 p("  │      " + self._style(line, style))
         elif isinstance(event, Truncated):

@@ -100,9 +100,9 @@ def _a_pod_to_restart(incident: Any) -> str | None:
     scenario = incident.scenario
     suspect = next((c["args"].get("name") for t in scenario.script for c in (t.get("calls") or [])
                     if c.get("tool") == "describe"), None)
-    pods = [p["metadata"]["name"] for p in scenario.pods(scenario.namespace)]
-    return next((p for p in pods if suspect and p.startswith(f"{suspect}-")),
-                pods[0] if pods else None)
+    pods = scenario.pod_names(scenario.namespace)
+    return (scenario.pod_for(suspect, scenario.namespace) if suspect else None) or (
+        pods[0] if pods else None)
 
 
 async def _summarise(outcome: Any, scenario: Any, db_path: str) -> int:
