@@ -43,17 +43,26 @@ def _distinctive(token: str) -> bool:
     return any(c.isdigit() for c in token) or "-" in token or "." in token
 
 
+def _tokens(text: str) -> set[str]:
+    return {t.lower() for t in _TOKEN.findall(text)}
+
+
 def score(item: str, call: ToolCallRecord) -> int:
-    """How strongly ``item`` points at ``call``."""
+    """How strongly ``item`` points at ``call``: its tool named (3), a word of the tool's
+    name such as "logs" (1), an argument value as a whole token (2; a namespace, shared by
+    most calls, 1), each distinctive token of the call's output (2, at most 3 counted)."""
     text = item.lower()
+    words = _tokens(item)
     points = 0
     if call.tool.lower() in text or call.tool.replace("_", " ").lower() in text:
         points += 3
-    for value in call.args.values():
-        if isinstance(value, str) and len(value) >= 3 and value.lower() in text:
-            points += 2
-    item_tokens = {t.lower() for t in _TOKEN.findall(item) if _distinctive(t)}
-    points += min(4, len(item_tokens & call.tokens))
+    elif any(part in words for part in call.tool.lower().split("_")[1:] if len(part) > 3):
+        points += 1
+    for key, value in call.args.items():
+        if isinstance(value, str) and value.lower() in words:
+            points += 1 if key == "namespace" else 2
+    shared = {t for t in words if _distinctive(t)} & call.tokens
+    points += 2 * min(3, len(shared))
     return points
 
 
