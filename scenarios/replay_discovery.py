@@ -145,6 +145,9 @@ def to_events_v1(core: dict[str, Any]) -> dict[str, Any]:
         "deprecatedLastTimestamp": core.get("lastTimestamp"),
         "deprecatedSource": core.get("source", {}),
         "reportingController": core.get("reportingComponent", ""),
-        "reportingInstance": core.get("reportingInstance", ""), "eventTime": None,
+        "reportingInstance": core.get("reportingInstance", ""),
+        # events.k8s.io requires eventTime (clients validate it); legacy events have none.
+        "eventTime": (core.get("eventTime") or core.get("firstTimestamp") or "").replace(
+            "Z", ".000000Z") or None,
         "action": "",
     }
