@@ -122,6 +122,10 @@ def _container(body: dict[str, Any], name: str) -> dict[str, Any]:
         if probe in spec:  # the defaults the API server fills in
             spec[probe] = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1,
                            "failureThreshold": 3, **spec[probe]}
+            if "grpc" in spec[probe]:  # kubectl describe dereferences grpc.service
+                spec[probe]["grpc"] = {"service": "", **spec[probe]["grpc"]}
+            if "httpGet" in spec[probe]:
+                spec[probe]["httpGet"] = {"scheme": "HTTP", **spec[probe]["httpGet"]}
     spec.setdefault("imagePullPolicy", "IfNotPresent")
     spec.update(terminationMessagePath="/dev/termination-log",
                 terminationMessagePolicy="File")
