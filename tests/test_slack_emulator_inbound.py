@@ -168,3 +168,24 @@ async def test_sim_message_event_is_stored_and_delivered(slack: SlackEmulator,
     [stored] = [m for m in slack.thread("C1", root.ts) if m.text == "more context"]
     await slack.wait_for(lambda: stored.reactions)
     assert stored.reactions == {"eyes": ["U0BOT"]} and stored.user == "U7"
+
+
+async def test_socket_mode_client_follows_a_refresh_disconnect(slack: SlackEmulator) -> None:
+    client = SocketModeClient(app_token=APP_TOKEN,
+                              web_client=AsyncWebClient(base_url=slack.api_url))
+
+    async def listener(socket: SocketModeClient, request: SocketModeRequest) -> None:
+        await socket.send_socket_mode_response(SocketModeResponse(request.envelope_id))
+
+    client.socket_mode_request_listeners.append(listener)
+    await client.connect()
+    try:
+        await slack.socket_wait_connected()
+        await slack.socket.disconnect_all("refresh_requested")
+        await slack.wait_for(lambda: slack.socket.connections_total == 2
+                             and len(slack.socket.sockets) == 1)
+        envelope_id = await slack.socket_push("events_api", {"event": {"type": "app_mention"}})
+        assert (await slack.socket_wait_ack(envelope_id))["envelope_id"] == envelope_id
+        assert len(slack.calls_to("apps.connections.open")) == 2
+    finally:
+        await client.close()

@@ -43,14 +43,14 @@ class SlackEmulator:
                  app_tokens: tuple[str, ...] = (APP_TOKEN,)) -> None:
         self.bot_tokens, self.app_tokens = set(bot_tokens), set(app_tokens)
         self.workspace = Workspace()
-        self.socket = SocketModeHub()
+        self._changed = asyncio.Event()
+        self.socket = SocketModeHub(on_change=self._changed.set)
         self.calls: list[Call] = []
         self.response_posts: list[ResponseUrlPost] = []
         self.not_in_channel: set[str] = set()
         self.not_in_channel_users: dict[str, set[str]] = {}
         self._response_contexts: dict[str, ResponseUrlContext] = {}
         self.limits = Limits()
-        self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -69,7 +69,7 @@ class SlackEmulator:
         return self
 
     async def stop(self) -> None:
-        await self.socket.disconnect_all("link_disabled")
+        await self.socket.disconnect_all("link_disabled", close=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 class SocketModeHub:
     """Connected sockets, acks by envelope id, and the envelopes that were pushed."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[], None] = lambda: None) -> None:
+        self._on_change = on_change
         self.sockets: list[web.WebSocketResponse] = []
         self.acks: dict[str, dict[str, Any]] = {}
         self.pushed: list[dict[str, Any]] = []
@@ -33,6 +35,7 @@ class SocketModeHub:
         self._changed = asyncio.Condition()
 
     async def _notify(self) -> None:
+        self._on_change()
         async with self._changed:
             self._changed.notify_all()
 
@@ -82,7 +85,10 @@ class SocketModeHub:
         if type == "events_api":
             envelope.update(retry_attempt=retry_attempt, retry_reason=retry_reason)
         self.pushed.append(envelope)
-        await self.sockets[-1].send_json(envelope)
+        open_sockets = [ws for ws in self.sockets if not ws.closed]
+        if not open_sockets:
+            raise AssertionError("the Socket Mode connection closed before the push")
+        await open_sockets[-1].send_json(envelope)
         return envelope_id
 
     async def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109 (test API)
@@ -90,13 +96,16 @@ class SocketModeHub:
                          f"no ack for envelope {envelope_id}")
         return self.acks[envelope_id]
 
-    async def disconnect_all(self, reason: str = "refresh_requested") -> None:
-        """What Slack does before rotating a connection: a disconnect message, then close."""
+    async def disconnect_all(self, reason: str = "refresh_requested",
+                             close: bool = False) -> None:
+        """Slack's connection rotation: a `disconnect` message; the client then reconnects and
+        closes the old socket itself (Slack closes it ~10 s later). close=True closes now."""
         for ws in list(self.sockets):
             if not ws.closed:
                 await ws.send_json({"type": "disconnect", "reason": reason,
                                     "debug_info": {"host": "applink-emulator"}})
-                await ws.close()
+                if close:
+                    await ws.close()
 
     async def _wait(self, predicate: Any, timeout: float, what: str) -> None:  # noqa: ASYNC109 (test API)
         async with self._changed:
