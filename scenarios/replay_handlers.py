@@ -22,6 +22,7 @@ from scenarios.replay_discovery import (
 )
 from scenarios.replay_logs import LogError, choose_text, cut, pick_container
 from scenarios.replay_selectors import SelectorError, field_selector, label_selector
+from scenarios.replay_table import table, wants_table
 from scenarios.times import parse_timestamp
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ async def dispatch(server: ReplayServer, request: web.Request) -> web.Response:
     if verb == "delete":
         return _delete(server, request, res, namespace or "", name or "")
     if name is not None:
-        return _get(server, res, namespace, name)
+        return _get(server, request, res, namespace, name)
     return _list(server, request, res, namespace)
 
 
@@ -103,12 +104,14 @@ def _shape(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def _get(server: ReplayServer, res: Resource, namespace: str | None,
+def _get(server: ReplayServer, request: web.Request, res: Resource, namespace: str | None,
          name: str) -> web.Response:
     obj = server.state.find(res.kind, namespace, name)
     if obj is None:
         return fail(404, f'{res.plural}{"." + res.group if res.group else ""} "{name}" '
                     "not found", name=name, kind=res.plural, group=res.group)
+    if wants_table(request.headers.get("Accept", "")) and res.group != "events.k8s.io":
+        return reply(table(res.kind, [obj], str(server.state.resource_version)))
     return reply(_shape(res, obj))
 
 
@@ -129,10 +132,12 @@ def _list(server: ReplayServer, request: web.Request, res: Resource,
             items = [o for o in items if fields(o)]
     except SelectorError as exc:
         return fail(400, str(exc), kind=res.plural)
-    shaped = [_shape(res, o) for o in items]
     limit = query.get("limit")
     if limit and limit.isdigit() and int(limit) > 0:
-        shaped = shaped[: int(limit)]
+        items = items[: int(limit)]
+    if wants_table(request.headers.get("Accept", "")) and res.group != "events.k8s.io":
+        return reply(table(res.kind, items, str(server.state.resource_version)))
+    shaped = [_shape(res, o) for o in items]
     return reply({"kind": f"{res.kind}List", "apiVersion": res.api_version,
                   "metadata": {"resourceVersion": str(server.state.resource_version)},
                   "items": shaped})

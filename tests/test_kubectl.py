@@ -32,6 +32,9 @@ async def test_kubectl_get_pods(replay) -> None:
     code, out, err = await kubectl(server.kubeconfig, "get", "pods", "-n", "shop")
     assert code == 0, err
     assert FRONTEND in out and CHECKOUT in out
+    header, *rows = out.splitlines()
+    assert header.split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]  # server-side Table
+    assert len(rows) == 12 and all(row.split()[1:3] == ["1/1", "Running"] for row in rows)
     code, out, err = await kubectl(server.kubeconfig, "get", "pods", "-A", "-l",
                                    "k8s-app=kube-dns", "-o", "name")
     assert code == 0, err
