@@ -316,3 +316,19 @@ async def test_response_url_posts_are_applied(slack: SlackEmulator,
     assert [e.text for e in slack.ephemerals("C1", "U2")] == ["just you"]
     assert [m.text for m in slack.thread("C1", ts)] == ["all"]
     assert len(slack.response_posts) == 2
+
+
+async def test_form_encoded_blocks_are_parsed_validated_and_recorded(
+        slack: SlackEmulator) -> None:
+    url = f"{slack.api_url}chat.postMessage"
+    auth = {"Authorization": f"Bearer {BOT_TOKEN}"}
+    async with aiohttp.ClientSession(headers=auth) as session:
+        good = json.dumps([_section("hi")])
+        async with session.post(url, data={"channel": "C1", "blocks": good}) as response:
+            assert (await response.json())["ok"] is True
+        bad = json.dumps([_section("x" * 3001)])
+        async with session.post(url, data={"channel": "C1", "blocks": bad}) as response:
+            assert (await response.json())["error"] == "invalid_blocks"
+        async with session.post(url, data={"channel": "C1", "blocks": "[{"}) as response:
+            assert (await response.json())["error"] == "invalid_blocks_format"
+    assert slack.calls_to("chat.postMessage")[0].params["blocks"] == [_section("hi")]

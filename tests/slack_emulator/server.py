@@ -34,6 +34,7 @@ from .webapi import APP_TOKEN_METHODS, HANDLERS, MAX_TEXT, ApiError
 BOT_TOKEN = "xoxb-test"
 APP_TOKEN = "xapp-test"
 T = TypeVar("T")
+_JSON_FIELDS = ("blocks", "attachments", "metadata", "files")
 
 
 class SlackEmulator:
@@ -159,6 +160,12 @@ class SlackEmulator:
         except (ValueError, UnicodeDecodeError):
             return self._record(method, {}, {"ok": False, "error": "invalid_json"})
         public_params = {k: v for k, v in params.items() if k != "token"}
+        for key in _JSON_FIELDS:  # form bodies carry these as JSON text: record them parsed
+            if isinstance(public_params.get(key), str):
+                try:
+                    public_params[key] = json.loads(public_params[key])
+                except ValueError:
+                    pass  # left as text: the handler answers with Slack's format error
         handler = HANDLERS.get(method)
         if handler is None:
             return self._record(method, public_params, {"ok": False, "error": "unknown_method"})

@@ -185,6 +185,7 @@ class Workspace:
         self.clock = TsClock()
         self.messages: dict[tuple[str, str], Message] = {}
         self.order: dict[str, list[str]] = {}
+        self.thread_index: dict[tuple[str, str], list[str]] = {}  # (channel, parent ts) -> replies
         self.ephemerals: list[Ephemeral] = []
         self.files: dict[str, UploadedFile] = {}
         self.users: dict[str, dict[str, Any]] = {}
@@ -205,6 +206,9 @@ class Workspace:
     def add_message(self, message: Message) -> Message:
         self.messages[(message.channel, message.ts)] = message
         self.order.setdefault(message.channel, []).append(message.ts)
+        if message.is_reply:
+            key = (message.channel, message.thread_ts or "")
+            self.thread_index.setdefault(key, []).append(message.ts)
         return message
 
     def get(self, channel: str, ts: str) -> Message | None:
@@ -217,8 +221,9 @@ class Workspace:
         return [m for m in found if not m.deleted and (not m.is_reply or m.reply_broadcast)]
 
     def replies(self, channel: str, thread_ts: str) -> list[Message]:
-        found = (self.messages[(channel, ts)] for ts in self.order.get(channel, []))
-        return [m for m in found if not m.deleted and m.is_reply and m.thread_ts == thread_ts]
+        found = (self.messages[(channel, ts)]
+                 for ts in self.thread_index.get((channel, thread_ts), []))
+        return [m for m in found if not m.deleted]
 
     def parent_user(self, reply: Message) -> str:
         parent = self.messages.get((reply.channel, reply.thread_ts or ""))
