@@ -80,7 +80,7 @@ class Cluster:
     @classmethod
     def from_kubeconfig(
         cls,
-        path: str | None = None,
+        path: str | os.PathLike[str] | None = None,
         namespaces: tuple[str, ...] = (),
         request_timeout: float = 10.0,
     ) -> Cluster:
@@ -92,7 +92,7 @@ class Cluster:
         configuration.retries = urllib3.Retry(total=2, connect=2, read=0, status=0,
                                               redirect=0, backoff_factor=0.05)
         default = config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION
-        file = path or default
+        file = os.fspath(path) if path else default
         files = [os.path.expanduser(p) for p in file.split(os.pathsep) if p]
         if any(os.path.exists(f) for f in files):
             try:
@@ -146,7 +146,9 @@ class Cluster:
             raise _translate_api(exc, what) from exc
         except urllib3.exceptions.MaxRetryError as exc:
             reason = exc.reason
-            if isinstance(reason, urllib3.exceptions.TimeoutError):
+            # NewConnectionError subclasses ConnectTimeoutError in urllib3: test it first.
+            if isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+                    reason, urllib3.exceptions.NewConnectionError):
                 raise self._timeout(what) from exc
             raise ClusterUnreachable(
                 f"cannot reach the Kubernetes API at {self.api_client.configuration.host} "

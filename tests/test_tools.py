@@ -1,0 +1,228 @@
+"""The toolbox through the real kubernetes client against the replay API server (127.0.0.1)."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.kube import Cluster
+from agent.protocols import ToolResult, ToolSpec
+from agent.tools import build_toolbox
+from budo.config import Settings
+from budo.errors import ClusterUnreachable
+
+LAB = str(Path(__file__).parent / "data" / "tools-lab.yaml")
+
+Replay = Callable[..., Awaitable[Any]]
+
+
+class Tools:
+    """The toolbox by name, plus the server it talks to."""
+
+    def __init__(self, server: Any, cluster: Cluster) -> None:
+        self.server, self.cluster = server, cluster
+        self.specs: dict[str, ToolSpec] = {t.name: t for t in build_toolbox(cluster)}
+
+    async def __call__(self, tool: str, /, **args: Any) -> ToolResult:
+        return await self.specs[tool].func(**args)
+
+    def pod(self, workload: str) -> str:
+        name = self.server.scenario.pod_for(workload, "shop")
+        assert name, workload
+        return str(name)
+
+
+@pytest.fixture
+async def typo(replay: Replay) -> AsyncIterator[Tools]:
+    server = await replay("checkout-typo")
+    cluster = Cluster.from_kubeconfig(server.kubeconfig)
+    yield Tools(server, cluster)
+    cluster.close()
+
+
+@pytest.fixture
+async def lab(replay: Replay) -> AsyncIterator[Tools]:
+    server = await replay(LAB)
+    cluster = Cluster.from_kubeconfig(server.kubeconfig)
+    yield Tools(server, cluster)
+    cluster.close()
+
+
+def ok(result: ToolResult) -> str:
+    assert result.ok, result.error
+    return result.text()
+
+
+# --- checkout-typo ---------------------------------------------------------------------------
+
+
+async def test_toolbox_names_parameters_and_mutating_flag(typo: Tools) -> None:
+    specs = typo.specs
+    assert list(specs) == ["list_namespaces", "get_pods", "get_events", "describe", "logs",
+                           "delete_pod"]
+    assert [n for n, s in specs.items() if s.mutating] == ["delete_pod"]
+    assert set(specs["logs"].parameters["properties"]) == {
+        "namespace", "pod", "container", "tail", "previous", "since", "grep"}
+    for spec in specs.values():
+        assert spec.schema()["function"]["description"]
+
+
+async def test_list_namespaces(typo: Tools) -> None:
+    text = ok(await typo("list_namespaces"))
+    assert "shop" in text and "kube-system" in text
+
+
+async def test_get_pods_table_has_the_columns_and_all_pods(typo: Tools) -> None:
+    text = ok(await typo("get_pods", namespace="shop"))
+    header = next(line for line in text.splitlines() if "NAME" in line)
+    assert header.split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE"]
+    for name in typo.server.scenario.pod_names("shop"):
+        assert name in text
+    assert "12 pods, 0 unhealthy" in text
+    assert "1/1" in text and "Running" in text
+
+
+async def test_get_events_warnings_first_and_duplicates_folded(typo: Tools) -> None:
+    text = ok(await typo("get_events", namespace="shop"))
+    rows = [line for line in text.splitlines() if re.match(r"^\S+\s+(Warning|Normal)\s", line)]
+    kinds = [row.split()[1] for row in rows]
+    assert kinds == sorted(kinds, key=lambda k: k != "Warning")
+    assert "x3" in text  # the loadgenerator BackOff event has count 3
+    only = ok(await typo("get_events", namespace="shop", involved_object="checkoutservice"))
+    assert "ScalingReplicaSet" in only and "loadgenerator" not in only
+
+
+async def test_describe_deployment_shows_the_typo_and_names_the_service(typo: Tools) -> None:
+    result = await typo("describe", kind="deployment", name="checkoutservice", namespace="shop")
+    text = ok(result)
+    assert "PAYMENT_SERVICE_ADDR=paymetnservce:50051" in text
+    assert any("paymetnservce" in f and "'paymentservice'" in f for f in result.findings)
+    assert "FINDINGS:" in text
+    assert "image" in text and "readiness: grpc :5050" in text
+
+
+async def test_describe_service_pod_and_node(typo: Tools) -> None:
+    svc = ok(await typo("describe", kind="svc", name="paymentservice", namespace="shop"))
+    assert "selector: app=paymentservice" in svc and typo.pod("paymentservice") in svc
+    pod = ok(await typo("describe", kind="pod", name=typo.pod("checkoutservice"),
+                        namespace="shop"))
+    assert "owner: ReplicaSet/" in pod and "PAYMENT_SERVICE_ADDR" in pod
+    nodes = typo.server.scenario.of_kind("Node")
+    node = ok(await typo("describe", kind="node", name=nodes[0]["metadata"]["name"]))
+    assert "Ready=True" in node and "capacity" in node
+
+
+async def test_describe_rejects_unknown_kind_and_missing_namespace(typo: Tools) -> None:
+    bad = await typo("describe", kind="ingress", name="x", namespace="shop")
+    assert not bad.ok and "pod, deployment" in (bad.error or "")
+    missing = await typo("describe", kind="deployment", name="checkoutservice")
+    assert not missing.ok and "namespace is required" in (missing.error or "")
+
+
+async def test_logs_tail_grep_and_no_match(typo: Tools) -> None:
+    frontend = typo.pod("frontend")
+    tail = ok(await typo("logs", namespace="shop", pod=frontend, tail=5))
+    assert len(tail.splitlines()) == 6  # header + 5 lines
+    grep = ok(await typo("logs", namespace="shop", pod=frontend, grep="ERROR", tail=1000))
+    first = grep.splitlines()[0]
+    assert re.match(r"^\d+ of \d+ lines matched /ERROR/", first), first
+    assert "paymetnservce" in grep and "_healthz" not in grep
+    none = ok(await typo("logs", namespace="shop", pod=frontend, grep="no-such-thing-xyz"))
+    assert "no lines matched /no-such-thing-xyz/" in none
+
+
+async def test_logs_validation_errors_are_clean(typo: Tools) -> None:
+    frontend = typo.pod("frontend")
+    since = await typo("logs", namespace="shop", pod=frontend, since="5 minutes")
+    assert not since.ok and "30s, 15m or 2h" in (since.error or "")
+    regex = await typo("logs", namespace="shop", pod=frontend, grep="(unclosed")
+    assert not regex.ok and "not a valid regular expression" in (regex.error or "")
+    container = await typo("logs", namespace="shop", pod=frontend, container="sidecar")
+    assert not container.ok and "its containers: server" in (container.error or "")
+    previous = await typo("logs", namespace="shop", pod=frontend, previous=True)
+    assert not previous.ok and "no previous" in (previous.error or "")
+    short = ok(await typo("logs", namespace="shop", pod=frontend, since="1m"))
+    assert "within 1m" in short.splitlines()[0]
+
+
+async def test_logs_accepts_a_deployment_name(typo: Tools) -> None:
+    text = ok(await typo("logs", namespace="shop", pod="checkoutservice", tail=3))
+    assert f"resolved to its first pod {typo.pod('checkoutservice')}" in text
+
+
+async def test_argument_validation(typo: Tools) -> None:
+    missing = await typo("get_pods")
+    assert not missing.ok and "missing required argument(s) namespace" in (missing.error or "")
+    extra = await typo("get_pods", namespace="shop", verbose=True)
+    assert not extra.ok and "unknown argument(s) verbose" in (extra.error or "")
+    wrong = await typo("logs", namespace="shop", pod="x", tail="lots")
+    assert not wrong.ok and "tail must be a whole number" in (wrong.error or "")
+    coerced = ok(await typo("logs", namespace="shop", pod=typo.pod("frontend"), tail="2"))
+    assert "last 2 lines" in coerced
+
+
+async def test_not_found_is_an_actionable_tool_error(typo: Tools) -> None:
+    result = await typo("logs", namespace="shop", pod="nope-123")
+    assert not result.ok
+    assert result.error == "pod 'nope-123' not found in namespace 'shop' — list pods with get_pods"
+    described = await typo("describe", kind="pod", name="nope-123", namespace="shop")
+    assert not described.ok and "list pods with get_pods" in (described.error or "")
+
+
+async def test_delete_pod_deletes_through_the_tool(typo: Tools) -> None:
+    victim = typo.pod("checkoutservice")
+    text = ok(await typo("delete_pod", namespace="shop", pod=victim))
+    assert f"deleted pod {victim}" in text and "ReplicaSet/" in text
+    assert victim in str(typo.server.deletions)
+
+
+# --- API failures ------------------------------------------------------------------------------
+
+
+async def test_forbidden_namespace_from_rbac(replay: Replay) -> None:
+    server = await replay("checkout-typo")
+    server.faults.forbidden_namespaces.add("shop")
+    cluster = Cluster.from_kubeconfig(server.kubeconfig)
+    result = await build_toolbox(cluster)[1].func(namespace="shop")
+    cluster.close()
+    assert not result.ok and "denied (403)" in (result.error or "")
+
+
+async def test_budo_namespaces_restriction(replay: Replay) -> None:
+    server = await replay("checkout-typo")
+    cluster = Cluster.from_kubeconfig(server.kubeconfig, namespaces=("shop",))
+    tools = {t.name: t for t in build_toolbox(cluster)}
+    outside = await tools["get_pods"].func(namespace="kube-system")
+    assert not outside.ok
+    assert "allowed namespaces: shop" in (outside.error or "")
+    listed = ok(await tools["list_namespaces"].func())
+    assert "shop" in listed and "kube-system" not in listed
+    cluster.close()
+
+
+async def test_refused_connection_is_a_tool_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n")
+    cluster = Cluster.from_kubeconfig(str(kubeconfig), request_timeout=2)
+    result = await build_toolbox(cluster)[1].func(namespace="shop")
+    assert not result.ok and "cannot reach the Kubernetes API" in (result.error or "")
+    assert "connection refused" in (result.error or "")
+
+
+def test_missing_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ClusterUnreachable, match="not found"):
+        Cluster.from_kubeconfig(str(tmp_path / "missing"))
+    settings = Settings(kubeconfig=str(tmp_path / "missing"))
+    with pytest.raises(ClusterUnreachable):
+        Cluster.from_settings(settings)
