@@ -226,3 +226,98 @@ def test_missing_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:
     settings = Settings(kubeconfig=str(tmp_path / "missing"))
     with pytest.raises(ClusterUnreachable):
         Cluster.from_settings(settings)
+
+
+async def test_server_error_and_timeout_are_tool_errors(replay: Replay) -> None:
+    server = await replay("checkout-typo")
+    cluster = Cluster.from_kubeconfig(server.kubeconfig, request_timeout=0.3)
+    get_pods = build_toolbox(cluster)[1].func
+    server.faults.error_status = 500
+    failed = await get_pods(namespace="shop")
+    assert not failed.ok and "failed (500)" in (failed.error or "")
+    server.faults.clear()
+    server.faults.delay = 1.0
+    slow = await get_pods(namespace="shop")
+    assert not slow.ok and "did not answer within 0.3s" in (slow.error or "")
+    server.faults.clear()
+    assert (await get_pods(namespace="shop")).ok
+    cluster.close()
+
+
+# --- the lab: one of every finding, and secrets ----------------------------------------------
+
+
+async def test_get_pods_surfaces_every_pod_level_finding(lab: Tools) -> None:
+    result = await lab("get_pods", namespace="shop")
+    findings = "\n".join(result.findings)
+    expected = {
+        "crashy": r"CrashLoopBackOff: last exit code 2 \(Error\), 4 restarts",
+        "oomy": r"OOMKilled \(exit code 137\); memory limit 64Mi",
+        "stuck": r"Pending \(Unschedulable\): 0/3 nodes are available: 3 Insufficient cpu",
+        "puller": r"cannot pull image 'registry.example/puller:v9-missing' \(ImagePullBackOff\)",
+        "unready": r"Running but not Ready; readinessProbe httpGet :8080/healthz; last: "
+                   r"Readiness probe failed: HTTP probe failed with statuscode: 503",
+        "configerr": r'CreateContainerConfigError: configmap "configerr-settings" not found',
+    }
+    for workload, pattern in expected.items():
+        assert re.search(rf"pod {lab.pod(workload)} .*{pattern}", findings), workload
+    table = result.output
+    for workload in expected:
+        row = next(line for line in table.splitlines() if lab.pod(workload) in line)
+        assert row.startswith("!"), row
+    assert not next(line for line in table.splitlines()
+                    if lab.pod("frontend") in line).startswith("!")
+    assert "FINDINGS: pod" in result.text()
+
+
+async def test_describe_service_with_zero_endpoints_names_the_near_miss(lab: Tools) -> None:
+    result = await lab("describe", kind="service", name="ledger", namespace="shop")
+    text = ok(result)
+    assert "endpoints ready: <none>" in text
+    [finding] = result.findings
+    assert "Service ledger has 0 ready endpoints; selector app=ledger" in finding
+    assert f"pod {lab.pod('ledger')} has app=ledgr" in finding
+
+
+async def test_describe_configmap_shows_keys_never_values(lab: Tools) -> None:
+    text = ok(await lab("describe", kind="configmap", name="billing-config", namespace="shop"))
+    assert "LOG_LEVEL" in text and "FEATURE_FLAGS" in text
+    assert "zebra-value-42" not in text and "checkout=on" not in text
+
+
+async def test_env_secrets_are_references_or_redacted(lab: Tools) -> None:
+    result = await lab("describe", kind="deployment", name="billing", namespace="shop")
+    text = ok(result)
+    assert "API_TOKEN=<secretKeyRef billing-secrets/api-token>" in text
+    assert "hunter2-literal" not in text
+    assert "DB_PASSWORD=[REDACTED:password]" in text
+    assert result.redactions >= 1 and "password" in result.redaction_kinds
+    # the in-cluster FQDN resolves to Service ledger: no finding; the typo host gets one
+    assert any("PAYMENT_HOST=paymentservise" in f and "'paymentservice'" in f
+               for f in result.findings)
+    assert not any("LEDGER_URL" in f for f in result.findings)
+
+
+async def test_secret_in_logs_is_redacted_with_count(lab: Tools) -> None:
+    result = await lab("logs", namespace="shop", pod=lab.pod("billing"), container="server")
+    text = ok(result)
+    assert "sk-live-4f9a8b7c6d5e9f00" not in text
+    assert "Authorization: Bearer [REDACTED:bearer]" in text
+    assert "token bucket refilled" in text
+    assert result.redactions == 1 and result.redaction_kinds == ["bearer"]
+
+
+async def test_multi_container_pod_needs_a_container(lab: Tools) -> None:
+    result = await lab("logs", namespace="shop", pod=lab.pod("billing"))
+    assert not result.ok
+    assert result.error == (f"logs: pod {lab.pod('billing')} has 2 containers (server, proxy); "
+                            "pass container=")
+    proxy = ok(await lab("logs", namespace="shop", pod=lab.pod("billing"), container="proxy"))
+    assert "envoy ready" in proxy
+
+
+async def test_previous_logs_of_a_crashing_container(lab: Tools) -> None:
+    text = ok(await lab("logs", namespace="shop", pod=lab.pod("crashy"), previous=True,
+                        grep="panic"))
+    assert text.splitlines()[0].startswith("1 of 2 lines matched /panic/")
+    assert "settings.json missing" in text
