@@ -14,7 +14,7 @@ from typing import Any
 from agent import findings as fnd
 from agent.kube import Cluster, label_selector
 from agent.render import age, events_text, involves, pod_ready, pod_restarts, pod_status
-from budo.errors import NotFound
+from budo.errors import ClusterError, NotFound
 
 Obj = Mapping[str, Any]
 
@@ -183,10 +183,10 @@ async def _pod(cluster: Cluster, pod: Obj, namespace: str, events: Sequence[Obj]
                                 *(status.get("containerStatuses") or [])]),
         *_events_lines(events, str(meta.get("name")), now),
     ]
-    services = await cluster.list_services(namespace)
+    services, endpoints = await _services_and_endpoints(cluster, namespace)
     found = fnd.pod_findings(pod, events)
     found += fnd.env_host_findings(f"pod {meta.get('name')}", spec.get("containers") or [],
-                                   services, namespace)
+                                   services, namespace, endpoints)
     return "\n".join(lines), found
 
 
@@ -215,13 +215,26 @@ async def _workload(cluster: Cluster, kind: str, obj: Obj, namespace: str,
     pods = [p for p in pods if fnd.matches(_meta(p).get("labels") or {}, wanted)]
     lines.extend(_pods_lines(pods, now))
     lines.extend(_events_lines(events, str(meta.get("name")), now))
-    services = await cluster.list_services(namespace)
+    services, endpoints = await _services_and_endpoints(cluster, namespace)
     found = fnd.env_host_findings(f"{kind} {meta.get('name')}",
                                   template.get("spec", {}).get("containers") or [],
-                                  services, namespace)
+                                  services, namespace, endpoints)
     for pod in pods:
         found.extend(fnd.pod_findings(pod, events))
     return "\n".join(lines), found
+
+
+async def _services_and_endpoints(cluster: Cluster, namespace: str
+                                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """Both lists for the env-host findings; without permission on Endpoints, only Services
+    (None: unknown, which is not the same as "no endpoints")."""
+    services = await cluster.list_services(namespace)
+    endpoints: list[dict[str, Any]] | None
+    try:
+        endpoints = await cluster.list_endpoints(namespace)
+    except ClusterError:
+        endpoints = None
+    return services, endpoints
 
 
 async def _service(cluster: Cluster, svc: Obj, namespace: str, events: Sequence[Obj],

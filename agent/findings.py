@@ -202,11 +202,14 @@ def env_host(value: str, namespace: str) -> str | None:
 
 
 def env_host_findings(
-    owner: str, containers: Sequence[Obj], services: Sequence[Obj], namespace: str
+    owner: str, containers: Sequence[Obj], services: Sequence[Obj], namespace: str,
+    endpoints: Sequence[Obj] | None = None,
 ) -> list[str]:
     """For each *_ADDR/*_HOST/*_URL env value whose host is no Service in ``namespace``: the
-    variable, its value and the closest Service by edit distance."""
+    variable, its value and the closest Service by edit distance. With ``endpoints`` (the
+    namespace's Endpoints list), also a host whose Service selects no ready pod."""
     names = [_name(s) for s in services]
+    empty = _services_without_endpoints(services, endpoints) if endpoints is not None else {}
     found: list[str] = []
     for container in containers:
         for env in container.get("env", []) or []:
@@ -214,7 +217,14 @@ def env_host_findings(
             if not isinstance(value, str) or not HOST_ENV_NAME.search(var.upper()):
                 continue
             host = env_host(value, namespace)
-            if host is None or host in names:
+            if host is None:
+                continue
+            if host in empty:
+                found.append(
+                    f"{owner} container {container.get('name', '?')} env {var}={value}: "
+                    f"Service {host!r} has 0 ready endpoints (selector {empty[host]})")
+                continue
+            if host in names:
                 continue
             near = closest(host, names)
             if near and near[1] <= max(2, len(host) // 3):
@@ -226,6 +236,15 @@ def env_host_findings(
                 f"{host!r} in namespace {namespace!r}{hint}"
             )
     return found
+
+
+def _services_without_endpoints(services: Sequence[Obj], endpoints: Sequence[Obj]
+                               ) -> dict[str, str]:
+    """Service name -> selector text, for Services with a selector and no ready address."""
+    ready = {_name(e) for e in endpoints
+             if any(s.get("addresses") for s in e.get("subsets") or [])}
+    return {_name(s): selector_text(s["spec"]["selector"]) for s in services
+            if (s.get("spec") or {}).get("selector") and _name(s) not in ready}
 
 
 # --- services ---------------------------------------------------------------------------------

@@ -211,6 +211,11 @@ class Cluster:
         return await self._items(f"services in namespace {namespace!r}",
                                  self._core.list_namespaced_service, namespace=namespace)
 
+    async def list_endpoints(self, namespace: str) -> list[Obj]:
+        self.check_namespace(namespace)
+        return await self._items(f"endpoints in namespace {namespace!r}",
+                                 self._core.list_namespaced_endpoints, namespace=namespace)
+
     async def list_replicasets(self, namespace: str, selector: str = "") -> list[Obj]:
         self.check_namespace(namespace)
         return await self._items(f"replicasets in namespace {namespace!r}",

@@ -57,8 +57,8 @@ def kubectl_json(obj: Any) -> str:
     return json.dumps(obj, indent=4)
 
 
-async def call(tools: dict[str, ToolSpec], name: str, **args: Any) -> str:
-    return (await tools[name].func(**args)).text()
+async def call(tools: dict[str, ToolSpec], tool: str, /, **args: Any) -> str:
+    return (await tools[tool].func(**args)).text()
 
 
 async def raw_logs(cluster: Cluster, ns: str, pod: str, container: str | None,

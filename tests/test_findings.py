@@ -157,3 +157,21 @@ def test_service_with_ready_endpoints_or_no_selector_is_quiet() -> None:
     assert service_findings(svc, ready, []) == []
     external = {"metadata": {"name": "ext"}, "spec": {"type": "ExternalName"}}
     assert service_findings(external, None, []) == []
+
+
+def test_env_host_pointing_at_a_service_without_endpoints() -> None:
+    containers = [{"name": "server", "env": [
+        {"name": "SHIPPING_SERVICE_ADDR", "value": "shippingservice:50051"},
+        {"name": "CART_SERVICE_ADDR", "value": "cartservice:7070"},
+    ]}]
+    svcs = [{"metadata": {"name": "shippingservice"},
+             "spec": {"selector": {"app": "shipping-service"}}},
+            {"metadata": {"name": "cartservice"}, "spec": {"selector": {"app": "cartservice"}}}]
+    endpoints = [{"metadata": {"name": "shippingservice"}, "subsets": []},
+                 {"metadata": {"name": "cartservice"},
+                  "subsets": [{"addresses": [{"ip": "10.0.0.3"}]}]}]
+    [finding] = env_host_findings("deployment frontend", containers, svcs, "shop", endpoints)
+    assert "SHIPPING_SERVICE_ADDR=shippingservice:50051" in finding
+    assert "0 ready endpoints (selector app=shipping-service)" in finding
+    # endpoints unknown (no permission): no claim about them
+    assert env_host_findings("deployment frontend", containers, svcs, "shop") == []
