@@ -112,9 +112,11 @@ def pod_findings(pod: Obj, events: Sequence[Obj] = ()) -> list[str]:
             found.append(f"{where} {reason}: {message or _config_refs(specs.get(cname, {}))}")
         elif reason == "CrashLoopBackOff":
             term = last.get("terminated") or {}
+            image = specs.get(cname, {}).get("image") or cs.get("image", "?")
             found.append(
-                f"{where} is in CrashLoopBackOff: last exit code {term.get('exitCode', '?')} "
-                f"({term.get('reason', 'unknown reason')}), {cs.get('restartCount', 0)} restarts"
+                f"{where} (image {image}) is in CrashLoopBackOff: last exit code "
+                f"{term.get('exitCode', '?')} ({term.get('reason', 'unknown reason')}), "
+                f"{cs.get('restartCount', 0)} restarts"
             )
         for term in (state.get("terminated"), last.get("terminated")):
             if term and term.get("reason") == "OOMKilled":

@@ -45,7 +45,7 @@ def test_crashloop_names_exit_code_and_reason() -> None:
                              lastState={"terminated": {"reason": "Error", "exitCode": 3}})])
     [finding] = pod_findings(p)
     assert "CrashLoopBackOff" in finding and "exit code 3" in finding and "(Error)" in finding
-    assert "7 restarts" in finding
+    assert "7 restarts" in finding and "(image web:1)" in finding
 
 
 def test_oomkilled_names_the_memory_limit() -> None:
