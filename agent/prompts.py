@@ -14,7 +14,8 @@ cluster. You can only look at the cluster through the tools you are given.
 
 Method:
 1. Start wide: get_pods for the namespace, then get_events. Unhealthy pods and Warning events \
-are leads, not conclusions.
+are leads, not conclusions. Events about nodes (memory pressure, scheduling capacity) are in \
+namespace `default`.
 2. If every pod looks healthy, the fault is often in configuration or in a dependency: read the \
 logs of the service where the symptom shows (for a web shop, usually `frontend`) with \
 grep="error|fail|exception", then follow the error to the service it names, and describe that \
