@@ -9,13 +9,15 @@ import sys
 from pathlib import Path
 
 from budo.config import default_state_dir
-from scenarios.model import load_scenario
+from scenarios.model import bundled_scenarios, load_scenario
 from scenarios.replay import ReplayServer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", help="a bundled scenario name (e.g. checkout-typo) or the "
-                        "path of a scenario YAML file")
+    parser.add_argument("scenario", nargs="?", help="a bundled scenario name (e.g. "
+                        "checkout-typo) or the path of a scenario YAML file")
+    parser.add_argument("--list", action="store_true",
+                        help="list the bundled incidents and exit")
     parser.add_argument("--port", type=int, default=0,
                         help="port on 127.0.0.1 to listen on (default: a free port)")
     parser.add_argument("--kubeconfig", type=Path, default=None,
@@ -23,7 +25,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "$XDG_STATE_HOME/budo/sandbox/<scenario>.kubeconfig)")
 
 
+def list_scenarios() -> int:
+    for name in bundled_scenarios():
+        print(f"{name:<22} {load_scenario(name).title}")
+    return 0
+
+
 async def run(args: argparse.Namespace) -> int:
+    if args.list:
+        return list_scenarios()
+    if not args.scenario:
+        print("budo sandbox: name a scenario (see `budo sandbox --list`)", file=sys.stderr)
+        return 2
     scenario = load_scenario(args.scenario)  # ScenarioError -> one line, exit 2 (budo.cli)
     kubeconfig = args.kubeconfig or default_state_dir() / "sandbox" / f"{scenario.name}.kubeconfig"
     if not 0 <= args.port <= 65535:

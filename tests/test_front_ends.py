@@ -116,3 +116,10 @@ async def test_eval_with_no_model_is_one_line(tmp_path):
     code, _out, err = await budo("eval", "--scenario", "checkout-typo",
                                 env=state_env(tmp_path, BUDO_LLM_URL=CLOSED_PORT_URL))
     assert code == 2 and "ollama serve" in err and "Traceback" not in err
+
+
+async def test_sandbox_lists_the_bundled_incidents(tmp_path):
+    code, out, _ = await budo("sandbox", "--list", env=state_env(tmp_path))
+    assert code == 0 and "checkout-typo" in out and "injection" in out
+    code, _, err = await budo("sandbox", env=state_env(tmp_path))
+    assert code == 2 and "budo sandbox --list" in err
