@@ -1,0 +1,112 @@
+"""The tamper-evident hash chain: one SHA-256 chain per run.
+
+Each event's hash covers the canonical JSON (sorted keys, no spaces, UTF-8) of everything
+that identifies it — run_id, seq, at, kind, actor, payload and the previous event's hash —
+so editing, reordering or deleting any row breaks every hash after it. The first event
+chains from ``GENESIS``. The runs row keeps the head (last hash and count) so deleting the
+tail is caught too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no whitespace, non-ASCII kept, NaN refused."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+        default=str,
+    )
+
+
+def event_hash(
+    *, run_id: str, seq: int, at: float, kind: str, actor: str | None,
+    payload: dict[str, Any], prev_hash: str,
+) -> str:
+    body = {
+        "run_id": run_id, "seq": seq, "at": at, "kind": kind, "actor": actor,
+        "payload": payload, "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def sql_event_hash(
+    run_id: str, seq: int, at: float, kind: str, actor: str | None, payload_text: str,
+    prev_hash: str,
+) -> str:
+    """``event_hash`` as the SQL function ``budo_event_hash`` (payload as stored text)."""
+    return event_hash(run_id=run_id, seq=seq, at=at, kind=kind, actor=actor,
+                      payload=json.loads(payload_text), prev_hash=prev_hash)
+
+
+def fingerprint(tool: str, args: dict[str, Any]) -> str:
+    """Identifies exactly what an approval allows: the tool and its canonical arguments."""
+    return hashlib.sha256(canonical_json({"tool": tool, "args": args}).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    events: int
+    first_bad_seq: int | None
+    detail: str
+    head_hash: str = GENESIS
+
+
+@dataclass(frozen=True)
+class ChainRow:
+    """What verification needs from one stored event (payload still as stored text)."""
+
+    seq: int
+    at: float
+    kind: str
+    actor: str | None
+    payload_text: str
+    prev_hash: str
+    hash: str
+
+
+def verify_chain(
+    run_id: str, rows: Sequence[ChainRow], *, head_hash: str, event_count: int
+) -> VerifyResult:
+    """Recompute the chain; report the first event that does not match."""
+    prev = GENESIS
+    for expected_seq, row in enumerate(rows, start=1):
+        if row.seq != expected_seq:
+            return VerifyResult(False, len(rows), expected_seq,
+                                f"event {expected_seq} is missing (next stored is {row.seq})",
+                                prev)
+        if row.prev_hash != prev:
+            return VerifyResult(False, len(rows), row.seq,
+                                f"event {row.seq} ({row.kind}) does not link to event "
+                                f"{row.seq - 1}", prev)
+        try:
+            payload = json.loads(row.payload_text)
+        except ValueError:
+            return VerifyResult(False, len(rows), row.seq,
+                                f"event {row.seq} ({row.kind}) payload is not valid JSON", prev)
+        recomputed = event_hash(run_id=run_id, seq=row.seq, at=row.at, kind=row.kind,
+                                actor=row.actor, payload=payload, prev_hash=row.prev_hash)
+        if recomputed != row.hash:
+            return VerifyResult(False, len(rows), row.seq,
+                                f"event {row.seq} ({row.kind}) was modified: its hash does "
+                                "not match its content", prev)
+        prev = row.hash
+    if len(rows) > event_count:
+        return VerifyResult(False, len(rows), event_count + 1,
+                            f"event {event_count + 1} was added after the run's recorded "
+                            f"head ({event_count} events)", prev)
+    if len(rows) < event_count or prev != head_hash:
+        missing = len(rows) + 1
+        return VerifyResult(False, len(rows), missing,
+                            f"the run recorded {event_count} events ending in "
+                            f"{head_hash[:12]}…, but {len(rows)} remain: events from "
+                            f"{missing} on were removed", prev)
+    return VerifyResult(True, len(rows), None, f"{len(rows)} events, chain intact", prev)

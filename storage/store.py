@@ -1,0 +1,295 @@
+"""The audit store: runs and their hash-chained events (approvals live in approvals.py).
+
+Every write is one IMMEDIATE transaction committed before the call returns, so whatever the
+bot has shown is already on disk when the next step starts (kill -9 loses nothing shown).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from types import TracebackType
+from typing import Any
+
+from agent.events import Event, RunStarted
+from budo.errors import RunAlreadyActive, RunNotFound, StoreError
+from storage import db as dbmod
+from storage.approvals import ApprovalStore
+from storage.base import new_id
+from storage.chain import GENESIS, ChainRow, VerifyResult, canonical_json, verify_chain
+from storage.records import (
+    EVENT_COLUMNS,
+    RUN_COLUMNS,
+    RUN_STATUSES,
+    RunRecord,
+    StoredEvent,
+    event_from_row,
+    run_from_row,
+)
+
+FINAL_STATUSES = frozenset(RUN_STATUSES) - {"running"}
+RESTART_REASON = "budo restarted while this was in progress"
+
+
+class Store(ApprovalStore):
+    """Open with ``await Store.open(path)``; one per process, shared by every task."""
+
+    recovered: list[str]
+
+    @classmethod
+    async def open(
+        cls, path: str, *, recover: bool = True, synchronous: str = "NORMAL"
+    ) -> Store:
+        """Connect, migrate, and (``recover=True``, the bot's case) mark runs left running
+        ``interrupted`` and pending approvals ``expired``, each with an audit event; their
+        run ids land in ``store.recovered``. Read-only tools (the CLI) pass ``recover=False``
+        so they never interrupt a live bot's runs."""
+        conn = await dbmod.connect(path, synchronous=synchronous)
+        store = cls(conn, path)
+        store.recovered = []
+        if recover:
+            try:
+                store.recovered = await store._recover()
+            except BaseException:
+                await store.close()
+                raise
+        return store
+
+    async def close(self) -> None:
+        try:
+            await self._conn.close()
+        except sqlite3.Error as exc:
+            raise StoreError(dbmod.describe_sqlite_error(exc, self.path)) from exc
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- runs -------------------------------------------------------------------------------
+
+    async def start_run(
+        self, *, source: str, question: str, channel: str | None = None,
+        thread_ts: str | None = None, requester: str | None = None,
+        namespace: str | None = None, model: str | None = None,
+    ) -> RunRecord:
+        """Raises RunAlreadyActive(run_id of the running one) if (channel, thread_ts) has a
+        running run — the partial unique index decides, even across processes."""
+        if source not in ("slack", "terminal"):
+            raise StoreError(f"run source must be slack or terminal, got {source!r}")
+        for _ in range(5):
+            run_id = new_id("r")
+            try:
+                async with self._write() as db:
+                    await db.execute(
+                        f"INSERT INTO runs ({RUN_COLUMNS}) VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, NULL, 0, 0, NULL, 0, ?)",
+                        (run_id, source, channel, thread_ts, requester, question, namespace,
+                         model, time.time(), GENESIS),
+                    )
+            except StoreError as exc:
+                await self._raise_if_thread_busy(exc, channel, thread_ts)
+                if "runs.id" in str(exc.__cause__):
+                    continue  # 1 in 16M: pick another id
+                raise
+            return await self.get_run(run_id)
+        raise StoreError("could not allocate a run id; try again")
+
+    async def set_thread(self, run_id: str, channel: str, thread_ts: str) -> None:
+        """Attach the Slack thread once the root message is posted (same uniqueness rule)."""
+        try:
+            async with self._write() as db:
+                cursor = await db.execute(
+                    "UPDATE runs SET channel = ?, thread_ts = ? WHERE id = ?",
+                    (channel, thread_ts, run_id),
+                )
+                if cursor.rowcount == 0:
+                    raise RunNotFound(run_id)
+        except StoreError as exc:
+            await self._raise_if_thread_busy(exc, channel, thread_ts)
+            raise
+
+    async def _raise_if_thread_busy(
+        self, exc: StoreError, channel: str | None, thread_ts: str | None
+    ) -> None:
+        cause = exc.__cause__
+        if isinstance(cause, sqlite3.IntegrityError) and "runs.channel" in str(cause):
+            running = await self.running_run(channel or "", thread_ts or "")
+            raise RunAlreadyActive(running.id if running else "unknown") from cause
+
+    async def finish_run(
+        self, run_id: str, status: str, *, turns: int, tokens: int,
+        verdict: dict[str, Any] | None = None,
+    ) -> RunRecord:
+        if status not in FINAL_STATUSES:
+            raise StoreError(f"finish_run needs a final status {sorted(FINAL_STATUSES)}, "
+                             f"got {status!r}")
+        async with self._write() as db:
+            await self._finish(db, run_id, status, turns, tokens, verdict)
+        return await self.get_run(run_id)
+
+    async def _finish(
+        self, db: Any, run_id: str, status: str, turns: int, tokens: int,
+        verdict: dict[str, Any] | None, ended_at: float | None = None,
+    ) -> None:
+        cursor = await db.execute(
+            "UPDATE runs SET status = ?, ended_at = ?, turns = ?, tokens = ?, verdict = ? "
+            "WHERE id = ?",
+            (status, time.time() if ended_at is None else ended_at, turns, tokens,
+             canonical_json(verdict) if verdict is not None else None, run_id),
+        )
+        if cursor.rowcount == 0:
+            raise RunNotFound(run_id)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        async with self._read() as db:
+            row = await self._one(db, f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        if row is None:
+            raise RunNotFound(run_id)
+        return run_from_row(row)
+
+    async def list_runs(self, limit: int = 20, channel: str | None = None) -> list[RunRecord]:
+        """Newest first."""
+        where, params = ("WHERE channel = ?", [channel]) if channel is not None else ("", [])
+        async with self._read() as db:
+            rows = await self._all(
+                db, f"SELECT {RUN_COLUMNS} FROM runs {where} "
+                "ORDER BY started_at DESC, rowid DESC LIMIT ?", [*params, max(0, limit)],
+            )
+        return [run_from_row(r) for r in rows]
+
+    async def latest_run(self, channel: str) -> RunRecord | None:
+        runs = await self.list_runs(limit=1, channel=channel)
+        return runs[0] if runs else None
+
+    async def running_run(self, channel: str, thread_ts: str) -> RunRecord | None:
+        return await self._run_where("channel = ? AND thread_ts = ? AND status = 'running'",
+                                     (channel, thread_ts))
+
+    async def run_for_thread(self, channel: str, thread_ts: str) -> RunRecord | None:
+        """The latest run in that thread, whatever its status (for follow-ups)."""
+        return await self._run_where("channel = ? AND thread_ts = ?", (channel, thread_ts))
+
+    async def _run_where(self, where: str, params: tuple[Any, ...]) -> RunRecord | None:
+        async with self._read() as db:
+            row = await self._one(
+                db, f"SELECT {RUN_COLUMNS} FROM runs WHERE {where} "
+                "ORDER BY started_at DESC, rowid DESC LIMIT 1", params,
+            )
+        return run_from_row(row) if row else None
+
+    # --- events -----------------------------------------------------------------------------
+
+    async def append(
+        self, event: Event, actor: str | None = None, *,
+        finish: tuple[str, int, int, dict[str, Any] | None] | None = None,
+    ) -> StoredEvent:
+        """Append an agent event to its run's chain; committed before this returns.
+        ``finish=(status, turns, tokens, verdict)`` ends the run in the same transaction
+        (the AuditSink uses it for terminal events, so a crash cannot split the two)."""
+        if actor is None:
+            actor = default_actor(event)
+        if finish is None:
+            async with self._autocommit() as db:
+                return await self._append(db, event.run_id, event.at, event.kind, actor,
+                                          event.payload())
+        async with self._write() as db:
+            stored = await self._append(db, event.run_id, event.at, event.kind, actor,
+                                        event.payload())
+            status, turns, tokens, verdict = finish
+            # The run ended when its terminal event happened.
+            await self._finish(db, event.run_id, status, turns, tokens, verdict,
+                               ended_at=event.at)
+        return stored
+
+    async def record(
+        self, run_id: str, kind: str, payload: dict[str, Any], actor: str | None = None
+    ) -> StoredEvent:
+        """A non-agent audit event: approval_refused, interrupted, expired, follow_up, ..."""
+        async with self._autocommit() as db:
+            return await self._append(db, run_id, time.time(), kind, actor, payload)
+
+    async def _append(
+        self, db: Any, run_id: str, at: float, kind: str, actor: str | None,
+        payload: dict[str, Any],
+    ) -> StoredEvent:
+        # One statement: next seq and prev_hash come from the run's head, the hash from
+        # budo_event_hash (storage.chain), and a trigger advances the head. Atomic alone
+        # (autocommit) or inside a caller's transaction.
+        payload_text = canonical_json(payload)
+        rows = await db.execute_fetchall(
+            "INSERT INTO events (run_id, seq, at, kind, actor, payload, prev_hash, hash) "
+            "SELECT id, event_count + 1, :at, :kind, :actor, :payload, head_hash, "
+            "budo_event_hash(id, event_count + 1, :at, :kind, :actor, :payload, head_hash) "
+            "FROM runs WHERE id = :run_id RETURNING seq, prev_hash, hash",
+            {"run_id": run_id, "at": at, "kind": kind, "actor": actor,
+             "payload": payload_text},
+        )
+        if not rows:
+            raise RunNotFound(run_id)
+        seq, prev_hash, digest = rows[0]
+        return StoredEvent(run_id, seq, at, kind, actor, json.loads(payload_text), prev_hash,
+                           digest)
+
+    async def events(self, run_id: str) -> list[StoredEvent]:
+        await self.get_run(run_id)  # RunNotFound for unknown ids
+        async with self._read() as db:
+            rows = await self._all(
+                db, f"SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ? ORDER BY seq",
+                (run_id,),
+            )
+        return [event_from_row(r) for r in rows]
+
+    async def verify(self, run_id: str) -> VerifyResult:
+        """Recompute the run's chain from the stored rows; first broken event if any."""
+        run = await self.get_run(run_id)
+        async with self._read() as db:
+            rows = await self._all(
+                db, "SELECT seq, at, kind, actor, payload, prev_hash, hash FROM events "
+                "WHERE run_id = ? ORDER BY seq", (run_id,),
+            )
+        return verify_chain(run_id, [ChainRow(*r) for r in rows],
+                            head_hash=run.head_hash, event_count=run.event_count)
+
+    # --- restart recovery -------------------------------------------------------------------
+
+    async def _recover(self) -> list[str]:
+        async with self._write() as db:
+            now = time.time()
+            pending = await self._all(
+                db, "SELECT id, run_id, tool FROM approvals WHERE status = 'pending' "
+                "ORDER BY requested_at",
+            )
+            for approval_id, run_id, tool in pending:
+                await db.execute(
+                    "UPDATE approvals SET status = 'expired', decided_at = ? WHERE id = ?",
+                    (now, approval_id),
+                )
+                await self._append(db, run_id, now, "expired", "budo",
+                                   {"approval_id": approval_id, "tool": tool,
+                                    "reason": RESTART_REASON})
+            running = [r[0] for r in await self._all(
+                db, "SELECT id FROM runs WHERE status = 'running' ORDER BY started_at")]
+            for run_id in running:
+                await self._append(db, run_id, now, "interrupted", "budo",
+                                   {"reason": RESTART_REASON})
+                await db.execute(
+                    "UPDATE runs SET status = 'interrupted', ended_at = ? WHERE id = ?",
+                    (now, run_id),
+                )
+        return running
+
+
+def default_actor(event: Event) -> str:
+    """Who did it: the requester starts a run, the approver decides, the agent does the rest."""
+    if isinstance(event, RunStarted) and event.requester:
+        return event.requester
+    decided_by = getattr(event, "decided_by", None)
+    if event.kind == "approval_decided":
+        return decided_by or "budo"
+    return "agent"
