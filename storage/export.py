@@ -17,6 +17,7 @@ from storage.chain import GENESIS, canonical_json
 from storage.records import RunRecord, StoredEvent
 
 MAX_OUTPUT_LINES = 30
+OUTPUT_HEAD_LINES = 10
 MAX_LINE_CHARS = 240
 MAX_REASONING_LINES = 6
 
@@ -180,13 +181,17 @@ def _trim_lines(text: str, limit: int) -> tuple[list[str], int]:
 
 
 def _fenced(text: str) -> list[str]:
-    kept, omitted = _trim_lines(text, MAX_OUTPUT_LINES)
+    """Head and tail of a long output: errors tend to be at the end of logs."""
+    lines = text.rstrip("\n").splitlines() or [""]
+    if len(lines) > MAX_OUTPUT_LINES:
+        head, tail = OUTPUT_HEAD_LINES, MAX_OUTPUT_LINES - OUTPUT_HEAD_LINES
+        omitted = len(lines) - head - tail
+        lines = [*lines[:head], f"… {omitted:,} lines omitted (whole output in the JSONL "
+                 "export) …", *lines[-tail:]]
+    kept = [ln if len(ln) <= MAX_LINE_CHARS else ln[:MAX_LINE_CHARS] + " …" for ln in lines]
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)  # a fence the output cannot close early
-    out = [fence, *kept, fence]
-    if omitted:
-        out.append(f"_… {omitted:,} more lines in the JSONL export_")
-    return out
+    return [fence, *kept, fence]
 
 
 def _one_line(text: str, limit: int = 300) -> str:
