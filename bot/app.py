@@ -20,15 +20,16 @@ from bot.commands import help_reply, parse_slash
 from bot.handlers import Handlers
 
 
-def build_bolt_app(client: AsyncWebClient, signing_secret: str | None, handlers: Handlers,
-                   identity: dict[str, Any]) -> AsyncApp:
+def build_bolt_app(client: AsyncWebClient, bot_token: str, signing_secret: str | None,
+                   handlers: Handlers, identity: dict[str, Any]) -> AsyncApp:
     """``identity`` is the bot's auth.test answer, fetched once at startup, so no request
-    pays for an auth.test round trip."""
+    pays for an auth.test round trip. ``client`` carries no token: ``authorize`` hands Bolt
+    the bot token per request."""
 
     async def authorize(**_: Any) -> AuthorizeResult:
         return AuthorizeResult(
             enterprise_id=identity.get("enterprise_id"), team_id=identity.get("team_id"),
-            bot_token=client.token, bot_id=identity.get("bot_id"),
+            bot_token=bot_token, bot_id=identity.get("bot_id"),
             bot_user_id=identity.get("user_id"))
 
     app = AsyncApp(client=client, signing_secret=signing_secret or "", authorize=authorize,

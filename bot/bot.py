@@ -12,6 +12,7 @@ ToolSpecs; the defaults build the OpenAI-compatible client and the Kubernetes to
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -96,8 +97,11 @@ class BudoBot:
                                link_base=link_base)
         self.handlers = Handlers(store=self.store, poster=self.poster, runs=self.runs,
                                  desk=self.desk)
-        self.bolt: AsyncApp = build_bolt_app(self.client, self.settings.slack_signing_secret,
-                                             self.handlers, self.identity)
+        # Bolt gets a tokenless client (its authorize supplies the token per request).
+        bolt_client = make_web_client(dataclasses.replace(self.settings, slack_bot_token=None))
+        self.bolt: AsyncApp = build_bolt_app(bolt_client, self.settings.slack_bot_token,
+                                             self.settings.slack_signing_secret, self.handlers,
+                                             self.identity)
         self.started = True
         recovered = list(getattr(self.store, "recovered", []) or [])
         if recovered:
