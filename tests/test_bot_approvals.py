@@ -6,7 +6,7 @@ import copy
 import json
 from pathlib import Path
 
-from tests.test_bot_harness import (
+from tests.bot_harness import (
     BYSTANDER,
     CHANNEL,
     ONCALL_USER,

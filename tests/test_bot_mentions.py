@@ -10,9 +10,7 @@ from agent.protocols import Completion
 from bot.bot import BudoBot
 from bot.serve import open_server
 from storage.store import Store
-from tests.fixtures.slack import SIGNING_SECRET
-from tests.slack_emulator import SlackClientSim
-from tests.test_bot_harness import (
+from tests.bot_harness import (
     CHANNEL,
     REQUESTER,
     VERDICT,
@@ -20,6 +18,8 @@ from tests.test_bot_harness import (
     bot_settings,
     running_bot,
 )
+from tests.fixtures.slack import SIGNING_SECRET
+from tests.slack_emulator import SlackClientSim
 
 
 async def test_mention_starts_a_run_and_a_mention_in_its_thread_follows_up(slack, scripted_model,

@@ -15,8 +15,8 @@ import aiohttp
 from bot.bot import BudoBot
 from bot.serve import open_server
 from storage.store import Store
+from tests.bot_harness import CHANNEL, REQUESTER, VERDICT, bot_settings
 from tests.fixtures.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET
-from tests.test_bot_harness import CHANNEL, REQUESTER, VERDICT, bot_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
