@@ -30,20 +30,34 @@ def event_hash(
     *, run_id: str, seq: int, at: float, kind: str, actor: str | None,
     payload: dict[str, Any], prev_hash: str,
 ) -> str:
-    body = {
-        "run_id": run_id, "seq": seq, "at": at, "kind": kind, "actor": actor,
-        "payload": payload, "prev_hash": prev_hash,
-    }
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    """SHA-256 of the canonical JSON of {run_id, seq, at, kind, actor, payload, prev_hash}."""
+    return event_hash_text(run_id=run_id, seq=seq, at=at, kind=kind, actor=actor,
+                           payload_text=canonical_json(payload), prev_hash=prev_hash)
+
+
+def event_hash_text(
+    *, run_id: str, seq: int, at: float, kind: str, actor: str | None, payload_text: str,
+    prev_hash: str,
+) -> str:
+    """``event_hash`` for a payload already in canonical text (as stored). The body is
+    spelled out in sorted-key order so the payload is not parsed and dumped again; the
+    result is byte-identical to ``canonical_json`` of the whole dict (tests check)."""
+    text = (
+        f'{{"actor":{canonical_json(actor)},"at":{canonical_json(at)},'
+        f'"kind":{canonical_json(kind)},"payload":{payload_text},'
+        f'"prev_hash":{canonical_json(prev_hash)},"run_id":{canonical_json(run_id)},'
+        f'"seq":{canonical_json(seq)}}}'
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def sql_event_hash(
     run_id: str, seq: int, at: float, kind: str, actor: str | None, payload_text: str,
     prev_hash: str,
 ) -> str:
-    """``event_hash`` as the SQL function ``budo_event_hash`` (payload as stored text)."""
-    return event_hash(run_id=run_id, seq=seq, at=at, kind=kind, actor=actor,
-                      payload=json.loads(payload_text), prev_hash=prev_hash)
+    """The SQL function ``budo_event_hash`` (payload as the stored canonical text)."""
+    return event_hash_text(run_id=run_id, seq=seq, at=at, kind=kind, actor=actor,
+                           payload_text=payload_text, prev_hash=prev_hash)
 
 
 def fingerprint(tool: str, args: dict[str, Any]) -> str:
