@@ -143,7 +143,9 @@ async def connect(path: str, *, synchronous: str = "NORMAL") -> aiosqlite.Connec
                 path, isolation_level=None, uri=path.startswith("file:")
             )
             await conn.execute("PRAGMA busy_timeout = 5000")
-            # The first real read: "file is not a database" surfaces here.
+            # The first real read ("file is not a database" surfaces here), before we
+            # write anything into a file that may belong to someone else.
+            await refuse_foreign_database(conn, path)
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             await conn.execute("PRAGMA foreign_keys = ON")
@@ -171,6 +173,18 @@ def prepare_path(path: str) -> str:
     if target.is_dir():
         raise StoreError(f"{path} is a directory, not an audit database")
     return str(target)
+
+
+async def refuse_foreign_database(conn: aiosqlite.Connection, path: str) -> None:
+    rows = await conn.execute_fetchall(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    )
+    tables = {r[0] for r in rows}
+    if tables and "schema_migrations" not in tables:
+        raise StoreError(
+            f"{path} is a SQLite database but not a budo audit database (it has tables "
+            f"{', '.join(sorted(tables)[:3])}); set BUDO_DB or --db"
+        )
 
 
 async def applied_versions(conn: aiosqlite.Connection) -> set[int]:

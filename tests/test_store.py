@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -48,6 +49,16 @@ async def test_a_database_from_a_newer_budo_is_refused(store_path: str) -> None:
         conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)")
     with pytest.raises(StoreError, match="newer than this budo"):
         await Store.open(store_path)
+
+
+def test_someone_elses_sqlite_file_is_refused_untouched(store_path: str) -> None:
+    Path(store_path).parent.mkdir(parents=True)
+    with sqlite3.connect(store_path) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    before = Path(store_path).read_bytes()
+    with pytest.raises(StoreError, match=r"not a budo audit database .*invoices"):
+        asyncio.run(Store.open(store_path))
+    assert Path(store_path).read_bytes() == before
 
 
 async def test_start_run_returns_a_short_id_and_a_running_record(store: Store) -> None:
