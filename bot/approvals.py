@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from agent.protocols import ApprovalDecision, ApprovalRequest
 from bot import blocks
 from bot.poster import SlackPoster
-from budo.errors import BudoError, SlackError
-from storage.records import ApprovalNotFound, ApprovalRecord
+from budo.errors import ApprovalNotFound, BudoError, SlackError
+from storage.records import ApprovalRecord
 from storage.store import Store
 
 log = logging.getLogger("budo.bot.approvals")

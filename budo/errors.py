@@ -18,7 +18,8 @@ catch *our* types and the original stays on ``__cause__`` for the log.
     │   └── NotFound               404
     ├── StoreError                 the audit store failed (corrupt file, read-only, disk full)
     │   ├── RunAlreadyActive       a thread already has a running run (``.run_id`` names it)
-    │   └── RunNotFound            no run with that id
+    │   ├── RunNotFound            no run with that id
+    │   └── ApprovalNotFound       no approval with that id (a stale button)
     ├── SlackError                 the Slack Web API failed after retries
     └── RunAborted                 a run ended without a verdict
         ├── BudgetExceeded         tokens or wall clock ran out
@@ -98,6 +99,14 @@ class RunNotFound(StoreError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"no run with id {run_id!r} (see `budo runs`)")
+
+
+class ApprovalNotFound(StoreError):
+    """No approval has that id (decide/expire/get on an unknown id raise this)."""
+
+    def __init__(self, approval_id: str) -> None:
+        self.approval_id = approval_id
+        super().__init__(f"no approval with id {approval_id!r}")
 
 
 class SlackError(BudoError):

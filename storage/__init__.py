@@ -4,10 +4,10 @@
     sink = AuditSink(store)                           # give it to run_investigation(sinks=...)
 """
 
+from budo.errors import ApprovalNotFound
 from storage.chain import VerifyResult
 from storage.export import export_jsonl, export_markdown
 from storage.records import (
-    ApprovalNotFound,
     ApprovalRecord,
     DecideResult,
     RunRecord,

@@ -13,12 +13,11 @@ import sqlite3
 import time
 from typing import Any
 
-from budo.errors import RunNotFound, StoreError
+from budo.errors import ApprovalNotFound, RunNotFound, StoreError
 from storage.base import StoreBase, new_id
 from storage.chain import canonical_json, fingerprint
 from storage.records import (
     APPROVAL_COLUMNS,
-    ApprovalNotFound,
     ApprovalRecord,
     DecideResult,
     approval_from_row,

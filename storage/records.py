@@ -7,19 +7,9 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from budo.errors import StoreError
-
 RunStatus = Literal["running", "succeeded", "failed", "cancelled", "interrupted"]
 RUN_STATUSES = ("running", "succeeded", "failed", "cancelled", "interrupted")
 ApprovalStatus = Literal["pending", "approved", "denied", "expired"]
-
-
-class ApprovalNotFound(StoreError):
-    """No approval has that id (decide/expire/get on an unknown id raise this)."""
-
-    def __init__(self, approval_id: str) -> None:
-        self.approval_id = approval_id
-        super().__init__(f"no approval with id {approval_id!r}")
 
 
 @dataclass(frozen=True)
