@@ -30,11 +30,10 @@ class ReplayedIncident:
 async def replayed_incident(name_or_path: str, namespaces: tuple[str, ...] = ()
                             ) -> AsyncIterator[ReplayedIncident]:
     """Serve a scenario on 127.0.0.1 and build the real toolbox against it."""
-    from agent.tools import build_toolbox
-    from scenarios.replay import ReplayServer
-
     from agent.kube import Cluster
+    from agent.tools import build_toolbox
     from scenarios import load_scenario
+    from scenarios.replay import ReplayServer
 
     scenario = load_scenario(name_or_path)
     server = ReplayServer(scenario)
