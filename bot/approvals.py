@@ -112,11 +112,7 @@ class ApprovalDesk:
             answer = await self._decide(approval_id, approved, user)
         except BudoError as exc:
             answer = f"Nothing changed: {exc}"
-        if answer:
-            try:
-                await self.poster.ephemeral(channel, user, answer, thread_ts=thread_ts)
-            except SlackError as exc:
-                log.warning("could not tell %s about approval %s: %s", user, approval_id, exc)
+        await self.poster.tell(channel, user, answer, thread_ts)
 
     async def _decide(self, approval_id: str, approved: bool, user: str) -> str | None:
         try:

@@ -15,7 +15,7 @@ from bot.approvals import ApprovalDesk
 from bot.commands import HELP_TEXT, Command, question_from_mention
 from bot.poster import SlackPoster
 from bot.runs import RunManager
-from budo.errors import BudoError, SlackError
+from budo.errors import BudoError
 from storage.export import export_jsonl, export_markdown
 from storage.store import Store
 
@@ -138,11 +138,7 @@ class Handlers:
                                                 thread_ts=thread_ts)
         except BudoError as exc:
             note = f"budo: {exc}"
-        if note:
-            try:
-                await self.poster.ephemeral(channel, user, note, thread_ts=thread_ts)
-            except SlackError as exc:
-                log.warning("could not answer %s in %s: %s", user, channel, exc)
+        await self.poster.tell(channel, user, note, thread_ts)
 
     # --- buttons --------------------------------------------------------------------------
 
@@ -157,11 +153,7 @@ class Handlers:
             note = await self.runs.cancel(str(action.get("value") or ""), user)
         except BudoError as exc:
             note = f"budo: {exc}"
-        if note:
-            try:
-                await self.poster.ephemeral(channel, user, note, thread_ts=thread_ts)
-            except SlackError as exc:
-                log.warning("could not answer %s in %s: %s", user, channel, exc)
+        await self.poster.tell(channel, user, note, thread_ts)
 
 
 def _click(body: dict[str, Any]) -> tuple[dict[str, Any], str, str, str | None]:

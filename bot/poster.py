@@ -142,6 +142,17 @@ class SlackPoster:
         await self._call("chat_postEphemeral", channel=channel, user=user, text=text,
                          thread_ts=thread_ts, blocks=blocks)
 
+    async def tell(self, channel: str, user: str, text: str | None,
+                   thread_ts: str | None = None) -> None:
+        """A private answer to one user that never raises: the click or command it answers
+        has already been acked, so a Slack failure here can only be logged."""
+        if not text:
+            return
+        try:
+            await self.ephemeral(channel, user, text, thread_ts=thread_ts)
+        except SlackError as exc:
+            log.warning("could not answer %s in %s: %s", user, channel, exc)
+
     async def upload(self, channel: str, thread_ts: str | None,
                      files: list[dict[str, Any]], comment: str | None = None) -> None:
         """files_upload_v2: getUploadURLExternal, POST the bytes, completeUploadExternal."""
