@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
 import socket
 import ssl
@@ -29,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
-from agent.protocols import Completion, ToolCall, Usage
-from agent.toolcalls import new_call_id, parse_arguments, recover_text_calls
+from agent.protocols import Completion
+from agent.wire import completion_from_body, normalise_message, tool_names, trim
 from budo.errors import (
     ModelError,
     ModelNotFound,
@@ -44,8 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("budo.model")
 
-_BODY_SNIPPET = 300
-_CHARS_PER_TOKEN = 4
 # Phrases servers use when the model name is wrong (Ollama, vLLM, OpenAI, LiteLLM).
 _MODEL_MISSING_HINTS = ("not found", "does not exist", "model_not_found", "no such model",
                         "try pulling")
@@ -120,7 +117,7 @@ class OpenAIChatModel:
         offer_tools = bool(tools) and tool_choice != "none"
         payload: dict[str, Any] = {
             "model": self.model,
-            "messages": [_normalise_message(m) for m in messages],
+            "messages": [normalise_message(m) for m in messages],
             "temperature": self.temperature,
             "stream": False,
         }
@@ -128,8 +125,8 @@ class OpenAIChatModel:
             payload["tools"] = tools
             payload["tool_choice"] = tool_choice or "auto"
         body = await self._post_with_retries(payload)
-        tool_names = _tool_names(tools) if offer_tools else set()
-        return _completion_from_body(body, payload, tool_names, self._url("/chat/completions"))
+        offered = tool_names(tools) if offer_tools else set()
+        return completion_from_body(body, payload, offered, self._url("/chat/completions"))
 
     # --- liveness ---------------------------------------------------------------------------
 
@@ -237,12 +234,12 @@ class OpenAIChatModel:
             except ValueError as exc:
                 raise ModelResponseError(
                     f"the model endpoint at {url} answered 200 with a body that is not JSON: "
-                    f"{_trim(response.text)}"
+                    f"{trim(response.text)}"
                 ) from exc
             if not isinstance(body, dict):
                 raise ModelResponseError(
                     f"the model endpoint at {url} answered with JSON that is not an object: "
-                    f"{_trim(response.text)}"
+                    f"{trim(response.text)}"
                 )
             return body
         text = response.text
@@ -263,103 +260,10 @@ class OpenAIChatModel:
             raise ModelResponseError(_auth_message(self.base_url, status))
         if status == 404:
             raise ModelResponseError(
-                f"no chat endpoint at {url} (HTTP 404: {_trim(text)}) — BUDO_LLM_URL should "
+                f"no chat endpoint at {url} (HTTP 404: {trim(text)}) — BUDO_LLM_URL should "
                 f"be the OpenAI-compatible base, usually ending in /v1"
             )
         raise _http_error(url, status, text)
-
-
-# --- request and response shaping --------------------------------------------------------------
-
-
-def _normalise_message(message: dict[str, Any]) -> dict[str, Any]:
-    """Assistant messages: content "" rather than null, tool-call arguments as JSON strings."""
-    if message.get("role") != "assistant":
-        return message
-    out = dict(message)
-    if out.get("content") is None:
-        out["content"] = ""
-    calls = out.get("tool_calls")
-    if calls:
-        fixed = []
-        for call in calls:
-            function = dict(call.get("function") or {})
-            if not isinstance(function.get("arguments"), str):
-                function["arguments"] = json.dumps(function.get("arguments") or {})
-            fixed.append({**call, "type": call.get("type", "function"), "function": function})
-        out["tool_calls"] = fixed
-    elif "tool_calls" in out:
-        del out["tool_calls"]  # an empty list upsets some servers as much as null content
-    return out
-
-
-def _tool_names(tools: list[dict[str, Any]] | None) -> set[str]:
-    names = set()
-    for tool in tools or []:
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if isinstance(function, dict) and isinstance(function.get("name"), str):
-            names.add(function["name"])
-    return names
-
-
-def _completion_from_body(
-    body: dict[str, Any], payload: dict[str, Any], tool_names: set[str], url: str
-) -> Completion:
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise ModelResponseError(
-            f"the model endpoint at {url} answered without choices: {_trim(json.dumps(body))}"
-        )
-    choice = choices[0]
-    message = choice.get("message") or {}
-    content = message.get("content") or ""
-    if not isinstance(content, str):  # content parts: [{"type": "text", "text": ...}]
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    calls = [_tool_call(raw) for raw in message.get("tool_calls") or [] if isinstance(raw, dict)]
-    legacy = message.get("function_call")
-    if not calls and isinstance(legacy, dict):
-        calls = [_tool_call({"function": legacy})]
-    recovered = False
-    if not calls and tool_names:
-        calls, content = recover_text_calls(content, tool_names)
-        recovered = bool(calls)
-    finish_reason = choice.get("finish_reason")
-    return Completion(
-        content=content,
-        tool_calls=calls,
-        usage=_usage(body.get("usage"), payload, content, calls),
-        finish_reason=finish_reason if isinstance(finish_reason, str) else None,
-        recovered_from_text=recovered,
-    )
-
-
-def _tool_call(raw: dict[str, Any]) -> ToolCall:
-    function = raw.get("function") or {}
-    raw_args = function.get("arguments")
-    arguments, error = parse_arguments(raw_args)
-    return ToolCall(
-        id=str(raw.get("id") or new_call_id()),
-        name=str(function.get("name") or ""),
-        arguments=arguments,
-        raw_arguments=raw_args if isinstance(raw_args, str) else json.dumps(raw_args or {}),
-        parse_error=error,
-    )
-
-
-def _usage(
-    raw: Any, payload: dict[str, Any], content: str, calls: list[ToolCall]
-) -> Usage:
-    if isinstance(raw, dict):
-        prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
-        if isinstance(prompt, int) and isinstance(completion, int):
-            return Usage(prompt_tokens=prompt, completion_tokens=completion)
-    sent = json.dumps(payload.get("messages", [])) + json.dumps(payload.get("tools") or [])
-    produced = content + "".join(c.name + c.raw_arguments for c in calls)
-    return Usage(
-        prompt_tokens=max(1, len(sent) // _CHARS_PER_TOKEN),
-        completion_tokens=len(produced) // _CHARS_PER_TOKEN,
-        estimated=True,
-    )
 
 
 # --- error text -------------------------------------------------------------------------------
@@ -393,7 +297,7 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def _http_error(url: str, status: int, text: str) -> ModelResponseError:
-    return ModelResponseError(f"the model endpoint at {url} answered HTTP {status}: {_trim(text)}")
+    return ModelResponseError(f"the model endpoint at {url} answered HTTP {status}: {trim(text)}")
 
 
 def _auth_message(base_url: str, status: int) -> str:
@@ -419,11 +323,6 @@ def _transport_reason(exc: BaseException) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "the connection timed out"
     text = str(exc) or type(exc).__name__
-    return "connection refused" if "refused" in text.lower() else _trim(text, 120)
+    return "connection refused" if "refused" in text.lower() else trim(text, 120)
 
 
-def _trim(text: str, limit: int = _BODY_SNIPPET) -> str:
-    flat = " ".join(text.split())
-    if not flat:
-        return "(empty body)"
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
