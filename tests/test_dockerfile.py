@@ -9,26 +9,16 @@ import fnmatch
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from budo.cli import COMMANDS
 from budo.config import Settings
-from tests.test_manifests import deployment
-
-ROOT = Path(__file__).resolve().parent.parent
-MANIFESTS = ROOT / "manifests"
-DEMO = MANIFESTS / "demo"
-UID = 10001
-READ_VERBS = {"get", "list", "watch"}
-KUBECTL = shutil.which("kubectl")
-HADOLINT = shutil.which("hadolint")
+from tests.manifest_support import HADOLINT, ROOT, UID, deployment
 
 # ---------------------------------------------------------------- Dockerfile
 

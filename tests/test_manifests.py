@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -19,40 +18,21 @@ import yaml
 
 from budo.config import Settings
 from budo.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parent.parent
-MANIFESTS = ROOT / "manifests"
-DEMO = MANIFESTS / "demo"
-UID = 10001
-READ_VERBS = {"get", "list", "watch"}
-KUBECTL = shutil.which("kubectl")
-HADOLINT = shutil.which("hadolint")
-
+from tests.manifest_support import (
+    DEMO,
+    KUBECTL,
+    MANIFESTS,
+    READ_VERBS,
+    ROOT,
+    UID,
+    base_docs,
+    deployment,
+    find,
+    kustomization,
+    load_yaml,
+)
 
 # ---------------------------------------------------------------- kustomize base
-
-
-def load_yaml(path: Path) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-
-
-def kustomization() -> dict[str, Any]:
-    return load_yaml(MANIFESTS / "kustomization.yaml")[0]
-
-
-def base_docs() -> list[dict[str, Any]]:
-    return [d for r in kustomization()["resources"] for d in load_yaml(MANIFESTS / r)]
-
-
-def find(kind: str, name: str, docs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    matches = [d for d in (docs or base_docs())
-               if d["kind"] == kind and d["metadata"]["name"] == name]
-    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
-    return matches[0]
-
-
-def deployment() -> dict[str, Any]:
-    return find("Deployment", "budo")
 
 
 def config_env() -> dict[str, str]:
