@@ -136,15 +136,22 @@ async def chat_post_message(emu: SlackEmulator, params: dict[str, Any]) -> dict[
             "message": message.to_api(emu.workspace)}
 
 
-@method("chat.update")
-async def chat_update(emu: SlackEmulator, params: dict[str, Any]) -> dict[str, Any]:
+def _own_message(emu: SlackEmulator, params: dict[str, Any], not_ours: str
+                 ) -> tuple[str, str, Any]:
+    """(channel, ts, message) of a message the bot may edit; Slack's errors otherwise."""
     channel = _channel(emu, params)
     ts = _required(params, "ts", "message_not_found")
     message = emu.workspace.get(channel, ts)
     if message is None:
         raise ApiError("message_not_found")
     if message.user != BOT_USER_ID:
-        raise ApiError("cant_update_message")
+        raise ApiError(not_ours)
+    return channel, ts, message
+
+
+@method("chat.update")
+async def chat_update(emu: SlackEmulator, params: dict[str, Any]) -> dict[str, Any]:
+    channel, ts, message = _own_message(emu, params, "cant_update_message")
     text, blocks, attachments = _content(params)
     message.versions.append(message.snapshot())
     message.text = text
@@ -196,13 +203,7 @@ async def conversations_info(emu: SlackEmulator, params: dict[str, Any]) -> dict
 
 @method("chat.delete")
 async def chat_delete(emu: SlackEmulator, params: dict[str, Any]) -> dict[str, Any]:
-    channel = _channel(emu, params)
-    ts = _required(params, "ts", "message_not_found")
-    message = emu.workspace.get(channel, ts)
-    if message is None:
-        raise ApiError("message_not_found")
-    if message.user != BOT_USER_ID:
-        raise ApiError("cant_delete_message")
+    channel, ts, message = _own_message(emu, params, "cant_delete_message")
     message.deleted = True
     return {"ok": True, "channel": channel, "ts": ts}
 
