@@ -21,7 +21,7 @@ from budo.errors import BudoError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("budo.demo", "run the canonical incident end to end in the terminal"),
-    "investigate": ("agent.terminal", "investigate a question against your cluster"),
+    "investigate": ("budo.terminal", "investigate a question against your cluster"),
     "serve": ("bot.serve", "run the Slack bot (Socket Mode or HTTP)"),
     "sandbox": ("scenarios.cli", "serve a bundled incident as a Kubernetes API + kubeconfig"),
     "eval": ("budo.evaluate", "score a model on the bundled incidents"),

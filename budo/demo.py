@@ -15,12 +15,12 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from agent.console import TerminalSink
 from agent.loop import Budgets
 from agent.model import OpenAIChatModel
-from agent.terminal import TerminalApprover, investigate
 from budo.config import Settings
+from budo.console import TerminalSink
 from budo.harness import configured_model_status, replayed_incident, scripted_model
+from budo.terminal import TerminalApprover, investigate
 
 DEFAULT_SCENARIO = "checkout-typo"
 

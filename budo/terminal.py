@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from agent.console import TerminalSink, format_args
 from agent.loop import Budgets, RunOutcome, run_investigation
 from agent.protocols import ApprovalDecision, ApprovalRequest, ChatModel, EventSink, ToolSpec
 from budo.config import Settings
+from budo.console import TerminalSink, format_args
 
 
 @dataclass
