@@ -93,6 +93,8 @@ class ApprovalRequested(Event):
     args: dict[str, Any]
     summary: str            # "delete pod X in namespace Y"
     reason: str             # why the model asked (its text this turn), may be empty
+    changes: list[str] = field(default_factory=list)  # the dry run's diff, one change a line
+    current: str = ""       # the target's state when the card was posted, one line
 
 
 @dataclass(frozen=True, kw_only=True)

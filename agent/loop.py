@@ -45,12 +45,13 @@ from agent.protocols import (
     Approver,
     ChatModel,
     EventSink,
+    Preview,
     ToolCall,
     ToolResult,
     ToolSpec,
 )
 from agent.verdict import Verdict, parse_verdict
-from budo.errors import BudgetExceeded, BudoError
+from budo.errors import BudgetExceeded, BudoError, ToolArgumentError
 
 
 @dataclass(frozen=True)
@@ -165,13 +166,24 @@ class _Run:
         if call.arguments is None:
             text = prompts.bad_arguments(call.name, call.parse_error or "unparseable")
             return await self.finish_call(call, ToolResult.failure(text[len("error: "):]), 0.0)
+        try:
+            args = spec.check(args) if spec.check else args
+        except ToolArgumentError as exc:  # before any API call and before any card
+            return await self.finish_call(call, ToolResult.failure(str(exc)), 0.0)
         key = f"{call.name}:{json.dumps(args, sort_keys=True)}"
         self.calls_seen[key] += 1
         if self.calls_seen[key] >= 3:
             note = prompts.BREAKER_NOTE.format(tool=call.name)
             return await self.finish_call(call, ToolResult.failure(note), 0.0)
+        preview: Preview | None = None
         if spec.mutating:
-            decision = await self.ask_approval(call, spec, reasoning)
+            if spec.preview is not None:
+                started = time.monotonic()
+                previewed = await self.run_tool(spec.name, spec.preview, args)
+                if isinstance(previewed, ToolResult):  # refused by a dry run: no card
+                    return await self.finish_call(call, previewed, time.monotonic() - started)
+                preview = previewed
+            decision = await self.ask_approval(call, spec, args, reasoning, preview)
             if not decision.approved:
                 denied = ToolResult.failure(
                     f"denied: {decision.reason}. The action was NOT performed; do not retry it. "
@@ -179,17 +191,20 @@ class _Run:
                 )
                 return await self.finish_call(call, denied, 0.0)
         started = time.monotonic()
-        result = await self.execute(spec, args)
+        extra = {"approved": preview} if preview is not None else {}
+        result = await self.run_tool(spec.name, spec.func, {**args, **extra})
+        assert isinstance(result, ToolResult)
         await self.finish_call(call, result, time.monotonic() - started)
 
-    async def ask_approval(self, call: ToolCall, spec: ToolSpec, reasoning: str
-                           ) -> ApprovalDecision:
-        args = call.arguments or {}
-        summary = _summarise(spec.name, args)
-        await self.emit(ApprovalRequested(run_id=self.run_id, call_id=call.id, tool=spec.name,
-                                          args=args, summary=summary, reason=reasoning.strip()))
+    async def ask_approval(self, call: ToolCall, spec: ToolSpec, args: dict[str, Any],
+                           reasoning: str, preview: Preview | None) -> ApprovalDecision:
+        summary = spec.describe_call(args)
+        await self.emit(ApprovalRequested(
+            run_id=self.run_id, call_id=call.id, tool=spec.name, args=args, summary=summary,
+            reason=reasoning.strip(), changes=list(preview.changes) if preview else [],
+            current=preview.current if preview else ""))
         request = ApprovalRequest(run_id=self.run_id, call_id=call.id, tool=spec.name, args=args,
-                                  summary=summary, reason=reasoning.strip())
+                                  summary=summary, reason=reasoning.strip(), preview=preview)
         try:
             decision = await self.approver.request(request)
         except asyncio.CancelledError:
@@ -201,13 +216,16 @@ class _Run:
                                         decided_by=decision.decided_by, reason=decision.reason))
         return decision
 
-    async def execute(self, spec: ToolSpec, args: dict[str, Any]) -> ToolResult:
+    async def run_tool(self, name: str, func: Any, args: dict[str, Any]
+                       ) -> ToolResult | Preview:
+        """A tool's function (or its preview) under the per-tool budget; every failure is a
+        result for the model."""
         try:
             async with asyncio.timeout(self.budgets.tool_timeout):
-                return await spec.func(**args)
+                return await func(**args)  # type: ignore[no-any-return]
         except TimeoutError:
             return ToolResult.failure(
-                f"{spec.name} timed out after {self.budgets.tool_timeout:g}s; narrow the call"
+                f"{name} timed out after {self.budgets.tool_timeout:g}s; narrow the call"
             )
         except asyncio.CancelledError:
             raise
@@ -315,8 +333,3 @@ def _assistant_message(content: str, calls: list[ToolCall]) -> dict[str, Any]:
     return message
 
 
-def _summarise(tool: str, args: dict[str, Any]) -> str:
-    if tool == "delete_pod":
-        return f"delete pod {args.get('pod')} in namespace {args.get('namespace')}"
-    shown = ", ".join(f"{k}={v}" for k, v in args.items())
-    return f"{tool}({shown})"

@@ -97,14 +97,46 @@ ToolFunc = Callable[..., Awaitable[ToolResult]]
 
 
 @dataclass(frozen=True)
+class Preview:
+    """What a mutating call would do, learnt before anyone is asked (e.g. a server-side dry
+    run): the card shows it, and the approval is bound to it. ``binding`` is what execution
+    must still find true (a uid, a resourceVersion); the tool's ``func`` receives this Preview
+    as ``approved=`` and refuses when the object no longer matches."""
+
+    changes: list[str] = field(default_factory=list)   # "env X: old → new", "replicas 2 → 4"
+    current: str = ""                                   # the object's state now, one line
+    binding: dict[str, Any] = field(default_factory=dict)
+
+
+ArgsCheck = Callable[[dict[str, Any]], dict[str, Any]]
+PreviewFunc = Callable[..., Awaitable["Preview | ToolResult"]]
+
+
+@dataclass(frozen=True)
 class ToolSpec:
-    """A tool: a plain async function with its JSON schema beside it."""
+    """A tool: a plain async function with its JSON schema beside it.
+
+    The loop calls, in order: ``check(args)`` (validate and normalise; raises
+    ``budo.errors.ToolArgumentError`` — no API call, no card), then for a mutating tool
+    ``preview(**args)`` (a ``ToolResult`` here means refused: it goes back to the model and no
+    card is posted), the approval, and ``func(**args)`` (``func(**args, approved=preview)``
+    when there was a preview)."""
 
     name: str
     description: str
     parameters: dict[str, Any]   # JSON Schema of the arguments object
     func: ToolFunc
     mutating: bool = False
+    check: ArgsCheck | None = None
+    preview: PreviewFunc | None = None
+    summarise: Callable[[dict[str, Any]], str] | None = None  # one line for humans
+
+    def describe_call(self, args: dict[str, Any]) -> str:
+        """One line for humans: the tool's own summary, else ``name(k=v, …)``."""
+        if self.summarise is not None:
+            return self.summarise(args)
+        shown = ", ".join(f"{k}={v}" for k, v in args.items())
+        return f"{self.name}({shown})"
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI `tools` entry."""
@@ -129,6 +161,7 @@ class ApprovalRequest:
     args: dict[str, Any]
     summary: str   # "delete pod checkoutservice-… in namespace shop"
     reason: str    # the model's own words this turn, may be empty
+    preview: Preview | None = None  # the dry run's changes, shown on the card
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from agent.logs import read_logs
 from agent.protocols import ToolResult, ToolSpec
 from agent.redact import redact_result
 from agent.render import events_text, fold_events, involves, pod_unhealthy, pods_table
-from budo.errors import ClusterError, Forbidden, NotFound
+from budo.errors import ClusterError, Forbidden, NotFound, ToolArgumentError
 
 _NS = {"type": "string", "description": "Kubernetes namespace, e.g. 'shop'."}
 
@@ -116,8 +116,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
-class ArgumentError(ValueError):
-    """Arguments that do not fit the tool's schema; the message is the tool error."""
+ArgumentError = ToolArgumentError  # arguments that do not fit the schema: the tool error
 
 
 def validate_arguments(tool: str, schema: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
@@ -268,6 +267,13 @@ def build_toolbox(cluster: Cluster) -> list[ToolSpec]:
     }
     return [
         ToolSpec(name=name, description=DESCRIPTIONS[name], parameters=PARAMETERS[name],
-                 func=_wrap(name, func), mutating=(name == "delete_pod"))
+                 func=_wrap(name, func), mutating=(name == "delete_pod"),
+                 check=functools.partial(validate_arguments, name, PARAMETERS[name]),
+                 summarise=SUMMARIES.get(name))
         for name, func in funcs.items()
     ]
+
+
+SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "delete_pod": lambda a: f"delete pod {a.get('pod')} in namespace {a.get('namespace')}",
+}

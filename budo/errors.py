@@ -65,6 +65,11 @@ class ModelResponseError(ModelError):
     """The endpoint answered with an HTTP error or a body we cannot use."""
 
 
+class ToolArgumentError(BudoError, ValueError):
+    """A tool call's arguments do not fit its schema or Kubernetes' naming rules; the message
+    is the one-line tool error the model gets (no API call is made, no card is posted)."""
+
+
 class ClusterError(BudoError):
     """The Kubernetes API failed."""
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from agent.model import OpenAIChatModel
 from agent.protocols import ToolResult, ToolSpec
+from agent.tools import SUMMARIES
 from bot.bot import BudoBot
 from bot.serve import Serving, open_server
 from budo.config import Settings
@@ -63,7 +64,8 @@ class FakeCluster:
                                                    "pod": {"type": "string"}}}
         return [ToolSpec("get_pods", "list pods", schema, get_pods),
                 ToolSpec("get_logs", "pod logs", schema, get_logs),
-                ToolSpec("delete_pod", "delete a pod", schema, delete_pod, mutating=True)]
+                ToolSpec("delete_pod", "delete a pod", schema, delete_pod, mutating=True,
+                         summarise=SUMMARIES["delete_pod"])]
 
 
 @dataclass

@@ -15,6 +15,7 @@ from agent.events import Event
 from agent.loop import Budgets, run_investigation
 from agent.model import OpenAIChatModel
 from agent.protocols import ApprovalDecision, ApprovalRequest, ToolResult, ToolSpec
+from agent.tools import SUMMARIES
 
 ANSWER = (
     "ROOT CAUSE: checkoutservice has PAYMENT_SERVICE_ADDR=paymetnservce:50051\n"
@@ -73,7 +74,8 @@ class Toolbox:
 
         tools = [
             ToolSpec("get_pods", "list pods", OBJ, get_pods),
-            ToolSpec("delete_pod", "delete a pod", OBJ, delete_pod, mutating=True),
+            ToolSpec("delete_pod", "delete a pod", OBJ, delete_pod, mutating=True,
+                     summarise=SUMMARIES["delete_pod"]),
             ToolSpec("explode", "raises", OBJ, explode),
             ToolSpec("slow", "sleeps", OBJ, slow),
             ToolSpec("big", "large output", OBJ, big),
