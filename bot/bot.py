@@ -2,9 +2,13 @@
 
     bot = BudoBot(settings, store, model_factory=..., toolbox_factory=...)
     await bot.start()                       # auth.test, model, tools, Bolt app
-    runner = web.AppRunner(bot.web_app())   # POST /slack/events, GET /healthz, GET /readyz
+    runner = web.AppRunner(bot.web_app())   # POST /slack/events, /healthz, /readyz, /metrics
     ...
     await bot.stop()                        # grace for runs, then interrupted
+
+Readiness (GET /readyz) means budo can hear and record: not shutting down, the Slack
+connection up (Socket Mode; ``serve`` sets ``connection_check``), the audit DB answering and
+writable. A 503 says which of these failed, in its JSON body.
 
 Factories take the Settings and return (or return an awaitable of) a ChatModel / a list of
 ToolSpecs; the defaults build the OpenAI-compatible client and the Kubernetes toolbox.
@@ -15,9 +19,12 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
@@ -26,6 +33,7 @@ from agent.protocols import ChatModel, ToolSpec
 from bot.app import build_bolt_app
 from bot.approvals import ApprovalDesk, OnCallPolicy
 from bot.handlers import Handlers
+from bot.metrics import CONTENT_TYPE_LATEST, Metrics
 from bot.poster import SlackPoster, make_web_client
 from bot.runs import RunManager
 from budo.config import Settings
@@ -49,7 +57,9 @@ class BudoBot:
                  model_factory: ModelFactory | None = None,
                  toolbox_factory: ToolboxFactory | None = None,
                  update_interval: float = 2.0, rate_per_channel: float = 1.0, burst: int = 3,
-                 usergroup_cache_s: float = 60.0, shutdown_grace: float = 10.0) -> None:
+                 usergroup_cache_s: float = 60.0, shutdown_grace: float = 25.0,
+                 slack_backoff: float = 0.5,
+                 delivery_retry_delays: Sequence[float] = (1.0, 2.0, 4.0)) -> None:
         self.settings = settings
         self.store = store
         self.model_factory = model_factory or default_model
@@ -59,6 +69,13 @@ class BudoBot:
         self.burst = burst
         self.usergroup_cache_s = usergroup_cache_s
         self.shutdown_grace = shutdown_grace
+        self.slack_backoff = slack_backoff
+        self.delivery_retry_delays = tuple(delivery_retry_delays)
+        self.metrics = Metrics()
+        # Socket Mode: () -> None when connected, else why not. Set by `budo serve`.
+        self.connection_check: Callable[[], str | None] | None = None
+        self.accepting = False   # False before start and from the first moment of shutdown
+        self._session: aiohttp.ClientSession | None = None
         self._cluster: Any = None
         self.model: ChatModel | None = None
         self.identity: dict[str, Any] = {}
@@ -76,14 +93,26 @@ class BudoBot:
         a previous process left interrupted. Raises ConfigError/SlackError with one line."""
         if not self.settings.slack_bot_token:
             raise ConfigError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-…)")
-        self.client = make_web_client(self.settings)
+        # One HTTP session for every Slack call (Web API, Bolt's client, response_url).
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        try:
+            await self._start()
+        except BaseException:
+            await self._session.close()
+            raise
+
+    async def _start(self) -> None:
+        self.client = make_web_client(self.settings, session=self._session,
+                                      backoff=self.slack_backoff, metrics=self.metrics)
         self.poster = SlackPoster(self.client, rate_per_channel=self.rate_per_channel,
-                                  burst=self.burst, update_interval=self.update_interval)
+                                  burst=self.burst, update_interval=self.update_interval,
+                                  retry_delays=self.delivery_retry_delays, metrics=self.metrics)
         try:
             self.identity = await self.poster.call("auth_test")
         except SlackError as exc:
             raise SlackError(f"{exc} (check SLACK_BOT_TOKEN and SLACK_API_URL="
-                             f"{self.settings.slack_base_url})") from exc
+                             f"{self.settings.slack_base_url})", code=exc.code,
+                             status=exc.status) from exc
         link_base = str(self.identity.get("url") or "https://slack.com/")
         self.model = await _resolve(self.model_factory(self.settings))
         tools = list(await _resolve(self.toolbox_factory(self.settings)))
@@ -94,15 +123,18 @@ class BudoBot:
                                  self.settings.approval_timeout)
         self.runs = RunManager(settings=self.settings, store=self.store, poster=self.poster,
                                desk=self.desk, model=self.model, tools=tools,
-                               link_base=link_base)
+                               link_base=link_base, metrics=self.metrics)
         self.handlers = Handlers(store=self.store, poster=self.poster, runs=self.runs,
                                  desk=self.desk)
         # Bolt gets a tokenless client (its authorize supplies the token per request).
-        bolt_client = make_web_client(dataclasses.replace(self.settings, slack_bot_token=None))
+        bolt_client = make_web_client(dataclasses.replace(self.settings, slack_bot_token=None),
+                                      session=self._session, backoff=self.slack_backoff,
+                                      metrics=self.metrics)
         self.bolt: AsyncApp = build_bolt_app(bolt_client, self.settings.slack_bot_token,
                                              self.settings.slack_signing_secret, self.handlers,
                                              self.identity)
         self.started = True
+        self.accepting = True
         recovered = list(getattr(self.store, "recovered", []) or [])
         if recovered:
             self.handlers.spawn(self.runs.announce_recovered(recovered))
@@ -111,29 +143,38 @@ class BudoBot:
         """Runs get ``grace`` seconds to finish, then are interrupted (recorded, posted)."""
         if not self.started:
             return
+        self.stop_accepting()
         self.started = False
         await self.runs.shutdown(self.shutdown_grace if grace is None else grace)
-        await self.handlers.drain(grace_s=5.0)
+        await self.handlers.drain(grace_s=2.0)
         await self.poster.aclose()
         closer = getattr(self.model, "aclose", None)
         if closer is not None:
             await closer()
         if self._cluster is not None:
             self._cluster.close()
+        if self._session is not None:
+            await self._session.close()
+
+    def stop_accepting(self) -> None:
+        """Shutdown has begun: /readyz answers 503 and new requests are turned away."""
+        self.accepting = False
 
     # --- HTTP -------------------------------------------------------------------------------
 
     def web_app(self, slack_events: bool = True) -> web.Application:
-        """/healthz (alive), /readyz (the DB answers) and, in HTTP mode, /slack/events."""
+        """/healthz (alive), /readyz (hearing and recording), /metrics (Prometheus) and, in
+        HTTP mode, /slack/events."""
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
         if slack_events:
             app.router.add_post("/slack/events", self._slack_events)
         return app
 
     async def _slack_events(self, request: web.Request) -> web.Response:
-        if not self.started:
+        if not self.started or not self.accepting:
             return web.Response(status=503, text="budo is not ready")
         bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
@@ -142,13 +183,42 @@ class BudoBot:
         return web.json_response({"ok": True})
 
     async def _readyz(self, request: web.Request) -> web.Response:
+        problem = await self.not_ready()
+        if problem:
+            return web.json_response({"ok": False, "error": problem}, status=503)
+        return web.json_response({"ok": True})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def not_ready(self) -> str | None:
+        """Why budo cannot take work now, or None when it can."""
+        if not self.started:
+            return "not started"
+        if not self.accepting:
+            return "shutting down"
+        if self.connection_check is not None:
+            problem = self.connection_check()
+            if problem:
+                return f"Slack: {problem}"
         try:
             await self.store.list_runs(limit=1)
         except BudoError as exc:
-            return web.json_response({"ok": False, "error": str(exc)}, status=503)
-        if not self.started:
-            return web.json_response({"ok": False, "error": "not started"}, status=503)
-        return web.json_response({"ok": True})
+            return f"audit store: {exc}"
+        return _unwritable(self.store.path)
+
+
+def _unwritable(db_path: str) -> str | None:
+    """The audit DB file and its directory (SQLite writes -wal/-shm beside it) must be
+    writable; access(2) also says no on a read-only mount or an immutable file, even to root."""
+    if db_path == ":memory:" or db_path.startswith("file:"):
+        return None
+    path = Path(db_path).expanduser()
+    for target in (path, path.parent):
+        if target.exists() and not os.access(target, os.W_OK):
+            return f"audit store: {target} is not writable"
+    return None
 
 
 async def _resolve(value: Any) -> Any:

@@ -8,8 +8,6 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from slack_sdk.webhook.async_client import AsyncWebhookClient
-
 from bot import blocks
 from bot.approvals import ApprovalDesk
 from bot.commands import HELP_TEXT, Command, question_from_mention
@@ -78,11 +76,10 @@ class Handlers:
         url = body.get("response_url")
         try:
             if url:
-                webhook = AsyncWebhookClient(url)
-                await webhook.send(text=text, response_type="ephemeral")
+                await self.poster.respond(str(url), text)
             else:
                 await self.poster.ephemeral(channel, user, text)
-        except (BudoError, OSError, ValueError) as exc:
+        except BudoError as exc:
             log.warning("could not answer %s in %s: %s", user, channel, exc)
 
     async def list_runs(self, channel: str, limit: int = 10) -> str:

@@ -9,7 +9,14 @@ answers 429 with a Retry-After header beyond that. Three things keep budo inside
   the final state without waiting;
 * slack_sdk's ``AsyncRateLimitErrorRetryHandler``, which sleeps Retry-After and retries a 429.
 
-Slack failures come out as ``budo.errors.SlackError`` (one line, the API error on __cause__).
+Every Slack failure comes out as ``budo.errors.SlackError`` (one line, the original on
+__cause__) whatever Slack answered: ``ok: false``, a 5xx with an HTML or plain-text body, a
+reset connection, a timeout. ``response_url`` replies go through here too (slack_sdk's webhook
+client returns 4xx/5xx instead of raising). All calls share one aiohttp session: slack_sdk
+opens and closes a session per call unless given one, about half the CPU of a thread.
+
+``deliver`` is for what must not be lost (a run's outcome): retried with backoff, then the
+thread, then an ephemeral message to the requester; it says which one landed.
 """
 
 from __future__ import annotations
@@ -18,39 +25,100 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from budo.config import Settings
 from budo.errors import SlackError
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 log = logging.getLogger("budo.bot.poster")
 
 Blocks = list[dict[str, Any]] | None
 
+# Slack errors worth another try; anything else (not_in_channel, invalid_blocks …) fails the
+# same way again. https://docs.slack.dev/reference/methods/chat.postMessage (Errors)
+TRANSIENT = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
+                       "request_timeout", "team_added_to_org", "timeout"})
 
-def make_web_client(settings: Settings, timeout: int = 30) -> AsyncWebClient:
-    """The one AsyncWebClient the bot uses: SLACK_API_URL as base, 429s retried per
-    Retry-After, connection resets and 500/503 retried once."""
+
+class _Backoff(RetryIntervalCalculator):
+    """``factor * 2**attempt`` seconds, no jitter: tests pass factor 0 and never wait."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+
+    def calculate_sleep_duration(self, current_attempt: int) -> float:
+        return self.factor * (2 ** current_attempt)
+
+
+class _Observer(AsyncRetryHandler):
+    """Sees every response before the real retry handlers and never retries: counts 429s by
+    method (the rate-limit handler retries them out of sight)."""
+
+    def __init__(self, metrics: Metrics | None) -> None:
+        super().__init__(max_retry_count=1_000_000)
+        self.metrics = metrics
+
+    async def _can_retry_async(self, *, state: RetryState, request: HttpRequest,
+                               response: HttpResponse | None = None,
+                               error: Exception | None = None) -> bool:
+        if response is not None and response.status_code == 429 and self.metrics is not None:
+            self.metrics.slack_429(request.url.rstrip("/").rsplit("/", 1)[-1])
+        return False
+
+
+def make_web_client(settings: Settings, timeout: int = 30, *,
+                    session: aiohttp.ClientSession | None = None, backoff: float = 0.5,
+                    metrics: Metrics | None = None) -> AsyncWebClient:
+    """The AsyncWebClient the bot uses: SLACK_API_URL as base, 429s retried per Retry-After,
+    connection resets twice and 500/503 once (``backoff * 2**n`` s apart). Pass the bot's
+    ``session`` so calls reuse connections instead of opening a session each."""
+    interval = _Backoff(backoff)
     return AsyncWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_base_url,
         timeout=timeout,
+        session=session,
         retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            _Observer(metrics),
+            AsyncConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=interval),
             AsyncRateLimitErrorRetryHandler(max_retry_count=4),
-            AsyncServerErrorRetryHandler(max_retry_count=1),
+            AsyncServerErrorRetryHandler(max_retry_count=1, interval_calculator=interval),
         ],
     )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a must-not-be-lost message landed: ``channel`` (top level, as asked), ``thread``,
+    ``ephemeral`` (only the requester sees it) or ``none``; ``errors`` are the failures met."""
+
+    via: str
+    ts: str | None = None
+    errors: tuple[str, ...] = ()
+
+    @property
+    def landed(self) -> bool:
+        return self.via != "none"
 
 
 class _Bucket:
@@ -91,8 +159,12 @@ class _PendingUpdate:
 
 class SlackPoster:
     def __init__(self, client: AsyncWebClient, *, rate_per_channel: float = 1.0,
-                 burst: int = 3, update_interval: float = 2.0) -> None:
+                 burst: int = 3, update_interval: float = 2.0,
+                 retry_delays: Sequence[float] = (1.0, 2.0, 4.0),
+                 metrics: Metrics | None = None) -> None:
         self.client = client
+        self.retry_delays = tuple(retry_delays)
+        self.metrics = metrics
         self.rate_per_channel = rate_per_channel
         self.burst = burst
         self.update_interval = update_interval
@@ -153,6 +225,52 @@ class SlackPoster:
         except SlackError as exc:
             log.warning("could not answer %s in %s: %s", user, channel, exc)
 
+    async def respond(self, response_url: str, text: str, *,
+                      response_type: str = "ephemeral") -> None:
+        """POST to a slash command's or a click's ``response_url`` (over the shared session);
+        a non-2xx answer raises SlackError like any other Slack failure."""
+        session = getattr(self.client, "session", None)
+        webhook = AsyncWebhookClient(response_url, session=session, timeout=self.client.timeout)
+        try:
+            response = await webhook.send(text=text, response_type=response_type)
+        except Exception as exc:
+            raise self._error("response_url", exc) from exc
+        if not 200 <= response.status_code < 300:
+            body = _one_line(response.body)
+            self._count("response_url", f"http_{response.status_code}")
+            raise SlackError(f"Slack response_url failed: HTTP {response.status_code}"
+                             f"{': ' + body if body else ''}",
+                             code=f"http_{response.status_code}", status=response.status_code)
+
+    async def deliver(self, channel: str, text: str, blocks: Blocks = None, *,
+                      thread_ts: str | None, user: str | None) -> Delivery:
+        """Post a message that must not be lost at the channel's top level: retried after
+        each of ``retry_delays`` while the failure is transient, then in ``thread_ts``, then
+        as an ephemeral message to ``user``. Never raises SlackError; says where it landed."""
+        errors: list[str] = []
+        for delay in (0.0, *self.retry_delays):
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                return Delivery("channel", await self.post(channel, text, blocks), tuple(errors))
+            except SlackError as exc:
+                errors.append(str(exc))
+                if exc.code not in TRANSIENT and not exc.code.startswith("http_"):
+                    break  # not_in_channel, invalid_blocks …: trying again cannot help
+        if thread_ts:
+            try:
+                ts = await self.post(channel, text, blocks, thread_ts=thread_ts)
+                return Delivery("thread", ts, tuple(errors))
+            except SlackError as exc:
+                errors.append(str(exc))
+        if user:
+            try:
+                await self.ephemeral(channel, user, text, thread_ts=thread_ts, blocks=blocks)
+                return Delivery("ephemeral", None, tuple(errors))
+            except SlackError as exc:
+                errors.append(str(exc))
+        return Delivery("none", None, tuple(errors))
+
     async def upload(self, channel: str, thread_ts: str | None,
                      files: list[dict[str, Any]], comment: str | None = None) -> None:
         """files_upload_v2: getUploadURLExternal, POST the bytes, completeUploadExternal."""
@@ -208,10 +326,38 @@ class SlackPoster:
                 response = await getattr(self.client, method)(**params)
             else:
                 response = await self.client.api_call(method, params=params)
-        except SlackApiError as exc:
-            error = exc.response.get("error") if exc.response is not None else None
-            raise SlackError(f"Slack {method.replace('_', '.')} failed: {error or exc}") from exc
-        except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise SlackError(f"Slack {method.replace('_', '.')} failed: "
-                             f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # whatever slack_sdk or aiohttp raised: one SlackError
+            raise self._error(method, exc) from exc
         return dict(response.data) if isinstance(response.data, dict) else {}
+
+    def _error(self, method: str, exc: Exception) -> SlackError:
+        """One line for any failure. A SlackApiError's response may hold Slack's JSON (``ok:
+        false`` + ``error``), nothing (an HTML 5xx: aiohttp's ContentTypeError leaves data
+        empty) or a ``str`` (a text/plain body): never assume the first."""
+        name = method.replace("_", ".")
+        status: int | None = None
+        if isinstance(exc, SlackApiError):
+            response = exc.response
+            data = getattr(response, "data", None)
+            status = getattr(response, "status_code", None)
+            error = data.get("error") if isinstance(data, dict) else None
+            if error:
+                code, detail = str(error), str(error)
+            else:
+                code = f"http_{status}"
+                body = _one_line(data if isinstance(data, str) else "")
+                detail = f"HTTP {status} with a non-JSON body" + (f": {body}" if body else "")
+        else:
+            code = type(exc).__name__
+            detail = f"{code}: {_one_line(str(exc)) or 'no detail'}"
+        self._count(name, code)
+        return SlackError(f"Slack {name} failed: {detail}", code=code, status=status)
+
+    def _count(self, method: str, code: str) -> None:
+        if self.metrics is not None:
+            self.metrics.slack_error(method, code)
+
+
+def _one_line(text: str, limit: int = 120) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -21,6 +21,7 @@ from agent.loop import Budgets, run_investigation
 from agent.protocols import ChatModel, ToolSpec
 from bot import blocks
 from bot.approvals import ApprovalDesk
+from bot.metrics import Metrics, MetricsSink
 from bot.poster import SlackPoster
 from bot.sink import RunThread, SlackEventSink
 from budo.config import Settings
@@ -67,7 +68,7 @@ class _RunAudit(AuditSink):
 class RunManager:
     def __init__(self, *, settings: Settings, store: Store, poster: SlackPoster,
                  desk: ApprovalDesk, model: ChatModel, tools: Sequence[ToolSpec],
-                 link_base: str = "https://slack.com/") -> None:
+                 link_base: str = "https://slack.com/", metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.store = store
         self.poster = poster
@@ -75,6 +76,7 @@ class RunManager:
         self.model = model
         self.tools = list(tools)
         self.link_base = link_base
+        self.metrics = metrics
         self.active: dict[str, ActiveRun] = {}
         self.histories: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
@@ -155,7 +157,7 @@ class RunManager:
         try:
             outcome = await run_investigation(
                 thread.question, run_id=thread.run_id, model=self.model, tools=self.tools,
-                sinks=[_RunAudit(self.store, active), active.sink],
+                sinks=[_RunAudit(self.store, active), active.sink, *self._metrics_sinks()],
                 approver=self.desk.approver(thread.channel, thread.thread_ts, thread.requester,
                                             before_post=active.sink.flush),
                 budgets=Budgets.from_settings(self.settings), namespace=namespace,
@@ -178,11 +180,33 @@ class RunManager:
             await self._end_quietly(thread.run_id, "failed", reason)
         finally:
             try:
-                await active.sink.finish(kind, verdict=verdict, reason=reason, turns=turns,
-                                         tokens=tokens)
-            except Exception:
-                log.exception("run %s: could not post the outcome", thread.run_id)
-            self.active.pop(thread.run_id, None)
+                await self._conclude(active, kind, verdict, reason, turns, tokens)
+            finally:
+                self.active.pop(thread.run_id, None)
+
+    def _metrics_sinks(self) -> list[MetricsSink]:
+        return [MetricsSink(self.metrics)] if self.metrics is not None else []
+
+    async def _conclude(self, active: ActiveRun, kind: str, verdict: dict[str, Any] | None,
+                        reason: str, turns: int, tokens: int) -> None:
+        """Post the outcome (with its fallbacks) and record in the audit where it landed."""
+        run_id = active.run_id
+        if self.metrics is not None:
+            self.metrics.run_ended("failed" if kind == "crashed" else kind, active.sink.elapsed)
+        try:
+            delivery = await active.sink.finish(kind, verdict=verdict, reason=reason,
+                                                turns=turns, tokens=tokens)
+        except Exception:
+            log.exception("run %s: could not post the outcome", run_id)
+            return
+        if self.metrics is not None:
+            self.metrics.verdict_delivery.labels(delivery.via).inc()
+        try:
+            await self.store.record(run_id, "outcome_delivered",
+                                    {"via": delivery.via, "ts": delivery.ts,
+                                     "errors": list(delivery.errors)}, actor="budo")
+        except BudoError as exc:
+            log.error("run %s: could not record where the outcome landed: %s", run_id, exc)
 
     async def _end_quietly(self, run_id: str, status: str, reason: str) -> None:
         """Record how a run ended when the loop could not (it is still 'running')."""

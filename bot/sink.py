@@ -36,10 +36,17 @@ from agent.events import (
 )
 from bot import blocks
 from bot.evidence import ToolCallRecord, match_evidence
-from bot.poster import SlackPoster
+from bot.poster import Delivery, SlackPoster
 from budo.errors import SlackError
 
 log = logging.getLogger("budo.bot.sink")
+
+DELIVERY_NOTES = {
+    "thread": "outcome posted in the thread (the channel post failed)",
+    "ephemeral": "outcome sent privately to the requester (Slack refused the channel and "
+                 "thread posts)",
+    "none": "Slack refused the outcome post; it is in the audit trail: `budo export {run_id}`",
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class SlackEventSink:
         self.started = time.monotonic()
         self.doing = "starting"
         self.verdict_event: VerdictReached | None = None
+        self.delivery: Delivery | None = None
         self.posted = 0              # messages this sink posted (benchmarks check none is lost)
         self.failures = 0            # Slack calls that failed (logged, the run goes on)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -179,10 +187,11 @@ class SlackEventSink:
     # --- the outcome ------------------------------------------------------------------------
 
     async def finish(self, kind: str, *, verdict: dict[str, Any] | None, reason: str,
-                     turns: int, tokens: int) -> str | None:
-        """Post the outcome at the channel's top level, a pointer in the thread, and the final
-        status on the run's message. ``kind``: succeeded, failed, cancelled, interrupted or
-        crashed. Returns the top-level message's ts (None if Slack refused everything)."""
+                     turns: int, tokens: int) -> Delivery:
+        """Post the outcome at the channel's top level (else the thread, else privately to
+        the requester) and the final status on the run's message, saying where the outcome
+        landed. ``kind``: succeeded, failed, cancelled, interrupted or crashed. Returns the
+        Delivery (``via`` is ``none`` if Slack refused everything)."""
         await self.flush()
         elapsed = self.elapsed
         tokens = max(tokens, self.tokens)
@@ -199,17 +208,25 @@ class SlackEventSink:
             text, body = blocks.failure_message(kind, self.thread.question, reason,
                                                 self.thread.run_id, turns, tokens, elapsed,
                                                 thread_link)
-        top_ts: str | None = None
-        try:
-            top_ts = await self.poster.post(self.thread.channel, text, body)
+        # Retried, then the thread, then privately to the requester: never silently lost.
+        delivery = await self.poster.deliver(self.thread.channel, text, body,
+                                             thread_ts=self.thread.thread_ts,
+                                             user=self.thread.requester)
+        self.failures += len(delivery.errors)
+        if delivery.landed:
             self.posted += 1
-        except SlackError as exc:
-            self.failures += 1
-            log.error("run %s: could not post the outcome: %s", self.thread.run_id, exc)
+        if delivery.errors:
+            log.error("run %s: outcome landed via %s after: %s", self.thread.run_id,
+                      delivery.via, "; ".join(delivery.errors))
+        self.delivery = delivery
         line = blocks.outcome_status(kind, reason, turns, tokens, elapsed)
-        if top_ts:
-            where = blocks.permalink(self.thread.channel, top_ts, base=self.thread.link_base)
+        if delivery.via == "channel" and delivery.ts:
+            where = blocks.permalink(self.thread.channel, delivery.ts,
+                                     base=self.thread.link_base)
             line += f" · <{where}|outcome in the channel>"
+        else:  # say where it really is: the root message must not claim a post that failed
+            line = line.replace("verdict posted", "verdict reached")
+            line += " · " + DELIVERY_NOTES[delivery.via].format(run_id=self.thread.run_id)
         status_text, status_body = blocks.root_message(
             self.thread.question, self.thread.requester, self.thread.run_id, line, running=False)
         try:
@@ -218,11 +235,5 @@ class SlackEventSink:
         except SlackError as exc:
             self.failures += 1
             log.error("run %s: could not update the status message: %s", self.thread.run_id, exc)
-        if kind != "succeeded" and top_ts is None:
-            # The channel refused the top-level post: the thread is the last place to say it.
-            try:
-                await self._post(text, body)
-            except SlackError:
-                self.failures += 1
         await self.close()
-        return top_ts
+        return delivery

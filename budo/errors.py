@@ -115,7 +115,12 @@ class ApprovalNotFound(StoreError):
 
 
 class SlackError(BudoError):
-    """The Slack Web API failed after retries."""
+    """The Slack Web API failed after retries. ``code`` is Slack's error word (``not_in_channel``,
+    ``ratelimited``) or ``http_<status>`` when the body was not Slack's JSON."""
+
+    def __init__(self, message: str, *, code: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.status = code, status
 
 
 class RunAborted(BudoError):

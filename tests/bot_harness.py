@@ -126,7 +126,7 @@ async def running_bot(slack: SlackEmulator, model_url: str, tools: Sequence[Tool
     bot = BudoBot(settings, store, model_factory=OpenAIChatModel.from_settings,
                   toolbox_factory=lambda _settings: list(tools),
                   update_interval=update_interval, rate_per_channel=rate, burst=50,
-                  shutdown_grace=0.5)
+                  shutdown_grace=0.5, slack_backoff=0.0, delivery_retry_delays=(0.0, 0.0))
     serving = await open_server(bot, "127.0.0.1", 0)
     sim = SlackClientSim(f"http://127.0.0.1:{serving.port}/slack/events", SIGNING_SECRET,
                          emulator=slack)

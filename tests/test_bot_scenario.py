@@ -62,7 +62,8 @@ async def test_golden_script_threads_the_evidence_and_exports_into_the_thread(
         assert f"# Investigation {run_id}" in markdown and "paymetnservce" in markdown
         trail = [json.loads(line) for line in
                  next(f.text for f in files if f.filename.endswith(".jsonl")).splitlines()]
-        assert trail[0]["kind"] == "run_started" and trail[-1]["kind"] == "verdict"
+        assert trail[0]["kind"] == "run_started" and trail[-2]["kind"] == "verdict"
+        assert trail[-1]["kind"] == "outcome_delivered" and trail[-1]["payload"]["via"] == "channel"
         assert await slack.wait_for(lambda: [p for p in slack.response_posts
                                              if "Uploaded" in p.body.get("text", "")])
 

@@ -8,13 +8,16 @@ Off by default so tests that do not care are not slowed; `limit_post_rate` turns
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
 class _Scripted:
     left: int
     value: str | int
+    when: Callable[[dict[str, Any]], bool] | None = None
 
 
 @dataclass
@@ -29,6 +32,7 @@ class Limits:
     def __init__(self) -> None:
         self._rate_limited: dict[str, _Scripted] = {}
         self._failures: dict[str, _Scripted] = {}
+        self._http_failures: dict[str, tuple[_Scripted, int, str, Callable[..., bool]]] = {}
         self._post_rate: float | None = None
         self._post_burst = 1.0
         self._post_methods: frozenset[str] = frozenset()
@@ -38,8 +42,23 @@ class Limits:
     def rate_limit(self, method: str, times: int, retry_after: int) -> None:
         self._rate_limited[method] = _Scripted(times, retry_after)
 
-    def fail(self, method: str, error: str, times: int) -> None:
-        self._failures[method] = _Scripted(times, error)
+    def fail(self, method: str, error: str, times: int,
+             when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        self._failures[method] = _Scripted(times, error, when)
+
+    def fail_http(self, method: str, status: int, body: str, content_type: str,
+                  times: int, when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        self._http_failures[method] = (_Scripted(times, body), status, content_type,
+                                       when or (lambda _params: True))
+
+    def injected_http_failure(self, method: str, params: dict[str, Any] | None = None
+                              ) -> tuple[int, str, str] | None:
+        """(status, body, content type) when this call is to fail at the HTTP level."""
+        scripted = self._http_failures.get(method)
+        if scripted and scripted[0].left > 0 and scripted[3](params or {}):
+            scripted[0].left -= 1
+            return scripted[1], str(scripted[0].value), scripted[2]
+        return None
 
     def limit_post_rate(self, per_second: float, burst: int,
                         methods: tuple[str, ...]) -> None:
@@ -66,9 +85,10 @@ class Limits:
         self.rejected_by_post_rate.append((method, channel, now))
         return max(1, round((1 - bucket.tokens) / self._post_rate))
 
-    def injected_error(self, method: str) -> str | None:
+    def injected_error(self, method: str, params: dict[str, Any] | None = None) -> str | None:
         scripted = self._failures.get(method)
-        if scripted and scripted.left > 0:
+        if scripted and scripted.left > 0 and (scripted.when is None
+                                               or scripted.when(params or {})):
             scripted.left -= 1
             return str(scripted.value)
         return None

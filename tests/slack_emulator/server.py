@@ -34,6 +34,11 @@ from .webapi import APP_TOKEN_METHODS, HANDLERS, MAX_TEXT, ApiError
 BOT_TOKEN = "xoxb-test"
 APP_TOKEN = "xapp-test"
 T = TypeVar("T")
+# What Slack's edge serves when the API is down: an HTML page, not JSON (status.slack.com
+# incidents show 500/502/503 with a "Slack is temporarily unavailable" page).
+SLACK_5XX_HTML = ("<!DOCTYPE html><html><head><title>Slack is temporarily unavailable"
+                  "</title></head><body><h1>Server Error</h1><p>Slack is having some trouble"
+                  "</p></body></html>")
 _JSON_FIELDS = ("blocks", "attachments", "metadata", "files")
 
 
@@ -114,9 +119,28 @@ class SlackEmulator:
         """The next `times` calls of `method` get HTTP 429 + Retry-After, as Slack's tiers do."""
         self.limits.rate_limit(method, times, retry_after)
 
-    def fail(self, method: str, error: str, times: int = 1) -> None:
-        """The next `times` calls of `method` answer {"ok": false, "error": error} (HTTP 200)."""
-        self.limits.fail(method, error, times)
+    def fail(self, method: str, error: str, times: int = 1,
+             when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """The next `times` calls of `method` (those `when(params)` accepts) answer
+        {"ok": false, "error": error} with HTTP 200, as Slack answers API errors."""
+        self.limits.fail(method, error, times, when)
+
+    def fail_http(self, method: str, status: int = 500, body: str = SLACK_5XX_HTML,
+                  content_type: str = "text/html", times: int = 1,
+                  when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """The next `times` calls of `method` fail before reaching the API: HTTP `status` with
+        a non-JSON body, as Slack's edge answers during an incident (an HTML error page with
+        503/500/502). slack_sdk cannot parse such a body (`ContentTypeError` leaves `data`
+        empty; a `text/plain` body becomes a `str`), see slack_sdk/web/async_internal_utils.py
+        `_request_with_session`; its AsyncServerErrorRetryHandler retries only 500 and 503.
+        `when(params)` narrows it to some calls (e.g. only top-level posts)."""
+        self.limits.fail_http(method, status, body, content_type, times, when)
+
+    def revoke(self, token: str) -> None:
+        """Revoke a bot or app token: later calls with it answer `invalid_auth` (HTTP 200),
+        what Slack answers for a revoked or uninstalled token (docs: auth.test errors)."""
+        self.bot_tokens.discard(token)
+        self.app_tokens.discard(token)
 
     def limit_post_rate(self, per_second: float = 1.0, burst: int = 3,
                         methods: tuple[str, ...] = ("chat.postMessage",)) -> None:
@@ -166,6 +190,13 @@ class SlackEmulator:
                     public_params[key] = json.loads(public_params[key])
                 except ValueError:
                     pass  # left as text: the handler answers with Slack's format error
+        http_failure = self.limits.injected_http_failure(method, public_params)
+        if http_failure is not None:
+            status, body, content_type = http_failure
+            self.calls.append(Call(method, public_params, time.monotonic(),
+                                   {"ok": False, "error": f"http_{status}"}))
+            self._changed.set()
+            return web.Response(status=status, text=body, content_type=content_type)
         handler = HANDLERS.get(method)
         if handler is None:
             return self._record(method, public_params, {"ok": False, "error": "unknown_method"})
@@ -176,7 +207,7 @@ class SlackEmulator:
         if retry_after is not None:
             return self._record(method, public_params, {"ok": False, "error": "ratelimited"},
                                 status=429, headers={"Retry-After": str(retry_after)})
-        injected = self.limits.injected_error(method)
+        injected = self.limits.injected_error(method, public_params)
         if injected:
             return self._record(method, public_params, {"ok": False, "error": injected})
         try:
@@ -201,6 +232,10 @@ class SlackEmulator:
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         hook_id = request.match_info["hook_id"]
+        http_failure = self.limits.injected_http_failure("response_url")
+        if http_failure is not None:  # fail_http("response_url", ...)
+            status, text, content_type = http_failure
+            return web.Response(status=status, text=text, content_type=content_type)
         context = self._response_contexts.get(hook_id)
         if context is None:
             return web.Response(status=404, text="no_such_hook")
