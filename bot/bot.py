@@ -72,8 +72,8 @@ class BudoBot:
         self.slack_backoff = slack_backoff
         self.delivery_retry_delays = tuple(delivery_retry_delays)
         self.metrics = Metrics()
-        # Socket Mode: () -> None when connected, else why not. Set by `budo serve`.
-        self.connection_check: Callable[[], str | None] | None = None
+        # Socket Mode: awaits to None when connected, else says why not. Set by `budo serve`.
+        self.connection_check: Callable[[], Awaitable[str | None]] | None = None
         self.accepting = False   # False before start and from the first moment of shutdown
         self._session: aiohttp.ClientSession | None = None
         self._cluster: Any = None
@@ -199,7 +199,7 @@ class BudoBot:
         if not self.accepting:
             return "shutting down"
         if self.connection_check is not None:
-            problem = self.connection_check()
+            problem = await self.connection_check()
             if problem:
                 return f"Slack: {problem}"
         try:

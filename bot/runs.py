@@ -80,6 +80,11 @@ class RunManager:
         self.active: dict[str, ActiveRun] = {}
         self.histories: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
+    @property
+    def queued_count(self) -> int:
+        """Runs waiting for a slot (BUDO_MAX_RUNS)."""
+        return 0
+
     # --- starting -------------------------------------------------------------------------
 
     async def start(self, question: str, *, channel: str, user: str,

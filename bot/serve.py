@@ -2,9 +2,14 @@
 
 Socket Mode when SLACK_APP_TOKEN is set (no public URL needed), otherwise HTTP with
 POST /slack/events for slash commands, events and interactivity. Either way GET /healthz
-(alive) and GET /readyz (the audit DB answers) are served on --host/--port for probes.
-SIGTERM/SIGINT: in-flight runs get --grace seconds, then are recorded and posted as
-interrupted.
+(alive), GET /readyz (hearing and recording: 503 with the reason while the Socket Mode
+connection is down, the audit DB is not writable, or budo is shutting down) and GET /metrics
+(Prometheus) are served on --host/--port.
+
+Startup checks the bot token (auth.test) and, in Socket Mode, the app token
+(apps.connections.open): a rejected token exits non-zero with one line.
+SIGTERM/SIGINT: readiness drops at once, queued runs are marked interrupted (their threads
+told), in-flight runs get --grace seconds, then are interrupted; exit 0.
 """
 
 from __future__ import annotations
@@ -13,29 +18,67 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.bot import BudoBot
+from budo import logs
 from budo.config import Settings
-from budo.errors import ConfigError
+from budo.errors import ConfigError, SlackError
 from storage.store import Store
 
 log = logging.getLogger("budo.serve")
 
+DEFAULT_GRACE = 25.0   # below the Deployment's terminationGracePeriodSeconds (30)
+CONNECT_TIMEOUT = 30.0
+
+REQUIREMENTS = """\
+budo serve needs:
+  SLACK_BOT_TOKEN          the bot token (xoxb-…)
+  SLACK_APP_TOKEN          an app-level token (xapp-…) for Socket Mode, or
+  SLACK_SIGNING_SECRET     for HTTP mode (Slack posts to /slack/events)
+  BUDO_ONCALL_USERS or BUDO_ONCALL_USERGROUP   who may approve mutating actions
+  a cluster: KUBECONFIG, ~/.kube/config, or the in-cluster service account
+  a model: BUDO_LLM_URL (default http://localhost:11434/v1, Ollama)
+Invite the bot to each channel it should work in (/invite @budo)."""
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535, got {value}")
+    return value
+
+
+def _grace(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds ≥ 0, got {text!r}")
+    return value
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=3000,
-                        help="port for /slack/events, /healthz and /readyz (default 3000)")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = REQUIREMENTS
+    parser.add_argument("--port", type=_port, default=3000,
+                        help="port for /slack/events, /healthz, /readyz and /metrics "
+                             "(default 3000)")
     parser.add_argument("--host", default="0.0.0.0",
                         help="address to listen on (default 0.0.0.0)")
-    parser.add_argument("--grace", type=float, default=10.0,
+    parser.add_argument("--grace", type=_grace, default=DEFAULT_GRACE,
                         help="seconds in-flight runs get at shutdown before they are "
-                             "interrupted (default 10)")
+                             f"interrupted (default {DEFAULT_GRACE:g}, under Kubernetes' 30)")
 
 
 @dataclass
@@ -45,13 +88,14 @@ class Serving:
     bot: BudoBot
     runner: web.AppRunner
     port: int
-    socket_handler: AsyncSocketModeHandler | None = None
+    socket_handler: Any = None   # AsyncSocketModeHandler, imported only in Socket Mode
 
     @property
     def mode(self) -> str:
         return "Socket Mode" if self.socket_handler is not None else "HTTP"
 
     async def close(self, grace: float | None = None) -> None:
+        self.bot.stop_accepting()   # /readyz 503 from this moment
         if self.socket_handler is not None:
             # Stop taking new work first, then let the runs finish or be interrupted.
             with contextlib.suppress(Exception):
@@ -79,23 +123,50 @@ async def open_server(bot: BudoBot, host: str, port: int) -> Serving:
     bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr]
     serving = Serving(bot, runner, bound)
     if socket_mode:
-        handler = AsyncSocketModeHandler(bot.bolt, bot.settings.slack_app_token,
-                                         web_client=bot.client)
         try:
-            await handler.connect_async()
-        except Exception as exc:
+            serving.socket_handler = await _connect_socket_mode(bot)
+        except BaseException:
             await serving.close(0)
-            raise ConfigError(f"Socket Mode could not connect with SLACK_APP_TOKEN: "
-                              f"{type(exc).__name__}: {exc}") from exc
-        serving.socket_handler = handler
+            raise
     return serving
+
+
+async def _connect_socket_mode(bot: BudoBot) -> Any:
+    # Imported here: HTTP mode never loads the websocket client.
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    app_token = bot.settings.slack_app_token
+    try:  # the app token, checked once with a clear answer (the SDK would retry forever)
+        await bot.poster.call("apps_connections_open", app_token=app_token)
+    except SlackError as exc:
+        raise ConfigError(f"SLACK_APP_TOKEN was refused by Slack (apps.connections.open: "
+                          f"{exc.code or exc}); check the app-level token and its "
+                          "connections:write scope") from exc
+    socket_log = logging.getLogger("budo.slack.socket_mode")
+    socket_log.addFilter(logs.OneLineErrors())
+    handler = AsyncSocketModeHandler(bot.bolt, app_token, web_client=bot.client,
+                                     logger=socket_log)
+    try:
+        await asyncio.wait_for(handler.connect_async(), CONNECT_TIMEOUT)
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            await handler.close_async()
+        raise ConfigError(f"Socket Mode could not connect with SLACK_APP_TOKEN: "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+    async def connection_problem() -> str | None:
+        if await handler.client.is_connected():
+            return None
+        return "Socket Mode connection is down (reconnecting)"
+
+    bot.connection_check = connection_problem
+    return handler
 
 
 async def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     settings.require_slack()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s", stream=sys.stderr)
+    logs.configure(settings.log_format)
     store = await Store.open(settings.db_path)
     try:
         bot = BudoBot(settings, store, shutdown_grace=args.grace)
@@ -111,8 +182,10 @@ async def run(args: argparse.Namespace) -> int:
         try:
             await stop.wait()
         finally:
+            bot.stop_accepting()
             print(f"budo serve: shutting down ({len(bot.runs.active)} run(s) in flight, "
-                  f"{args.grace:g} s grace)", file=sys.stderr, flush=True)
+                  f"{bot.runs.queued_count} queued, {args.grace:g} s grace)", file=sys.stderr,
+                  flush=True)
             await serving.close()
     finally:
         await store.close()

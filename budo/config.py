@@ -8,6 +8,7 @@ plain values it needs) as an argument, so tests build one with ``Settings(...)``
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -124,6 +125,17 @@ class Settings:
                   "expired means denied."},
     )
 
+    max_runs: int = field(
+        default=20,
+        metadata={"env": "BUDO_MAX_RUNS", "doc": "Runs one `budo serve` process drives at "
+                  "once; more requests wait in order and are told their place in the queue."},
+    )
+    log_format: str = field(
+        default="text",
+        metadata={"env": "BUDO_LOG_FORMAT", "doc": "`budo serve` log lines: `text`, or `json` "
+                  "(one object per line with `ts`, `level`, `logger`, `message`, `run_id`)."},
+    )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read every field from ``env`` (default ``os.environ``); raise ``ConfigError`` naming
@@ -137,7 +149,9 @@ class Settings:
                 continue
             values[f.name] = _parse(name, raw, f.default)
         if not values.get("db_path"):
-            values["db_path"] = str(default_state_dir(env) / "budo.db")
+            values["db_path"] = str(default_state_dir(env) / "budo.db")  # created on first use
+        else:
+            _check_db_dir(str(values["db_path"]))
         settings = cls(**values)  # type: ignore[arg-type]
         settings._check()
         return settings
@@ -150,11 +164,13 @@ class Settings:
             "BUDO_MAX_TURNS": self.max_turns, "BUDO_MAX_TOKENS": self.max_tokens,
             "BUDO_RUN_TIMEOUT": self.run_timeout, "BUDO_TOOL_TIMEOUT": self.tool_timeout,
             "BUDO_TOOL_OUTPUT_CHARS": self.tool_output_chars, "BUDO_LLM_TIMEOUT": self.llm_timeout,
-            "BUDO_APPROVAL_TIMEOUT": self.approval_timeout,
+            "BUDO_APPROVAL_TIMEOUT": self.approval_timeout, "BUDO_MAX_RUNS": self.max_runs,
         }
         for name, number in positive.items():
-            if number <= 0:
-                raise ConfigError(f"{name} must be greater than 0, got {number}")
+            if not math.isfinite(number) or number <= 0:
+                raise ConfigError(f"{name} must be a finite number greater than 0, got {number}")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"BUDO_LOG_FORMAT must be text or json, got {self.log_format!r}")
 
     def require_slack(self) -> None:
         """What `budo serve` needs: a bot token, and a signing secret unless in Socket Mode."""
@@ -182,6 +198,17 @@ class Settings:
         return self.slack_api_url.rstrip("/") + "/"
 
 
+def _check_db_dir(db_path: str) -> None:
+    """Only the default state directory is created; a BUDO_DB in a missing directory is
+    almost always a typo (or an unmounted volume), so say so instead of creating it."""
+    if db_path == ":memory:" or db_path.startswith("file:"):
+        return
+    parent = Path(db_path).expanduser().parent
+    if not parent.is_dir():
+        raise ConfigError(f"BUDO_DB: directory {parent} does not exist (create it, or unset "
+                          "BUDO_DB for the default)")
+
+
 def _parse(name: str, raw: str, default: object) -> object:
     if isinstance(default, bool):
         if raw.lower() in {"1", "true", "yes", "on"}:
@@ -196,9 +223,12 @@ def _parse(name: str, raw: str, default: object) -> object:
             raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if isinstance(default, float):
         try:
-            return float(raw)
+            number = float(raw)
         except ValueError:
             raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+        if not math.isfinite(number):  # float() accepts nan, inf, infinity
+            raise ConfigError(f"{name} must be a finite number of seconds, got {raw!r}")
+        return number
     if isinstance(default, tuple):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
