@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -97,8 +98,15 @@ class Cluster:
         if any(os.path.exists(f) for f in files):
             try:
                 config.load_kube_config(config_file=file, client_configuration=configuration)
+            except yaml.YAMLError as exc:  # its str() is several lines with a code excerpt
+                mark = getattr(exc, "problem_mark", None)
+                where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+                problem = getattr(exc, "problem", None) or type(exc).__name__
+                raise ClusterUnreachable(f"kubeconfig {file} is not valid YAML: "
+                                         f"{problem}{where}") from exc
             except (ConfigException, OSError, ValueError, TypeError) as exc:
-                raise ClusterUnreachable(f"kubeconfig {file} is not usable: {exc}") from exc
+                one_line = " ".join(str(exc).split())
+                raise ClusterUnreachable(f"kubeconfig {file} is not usable: {one_line}") from exc
             source = file
         elif path:
             raise ClusterUnreachable(f"kubeconfig {path} not found")

@@ -33,7 +33,7 @@ from agent.protocols import ChatModel, ToolSpec
 from bot.app import build_bolt_app
 from bot.approvals import ApprovalDesk, OnCallPolicy
 from bot.handlers import Handlers
-from bot.metrics import CONTENT_TYPE_LATEST, Metrics
+from bot.metrics import CONTENT_TYPE, Metrics
 from bot.poster import SlackPoster, make_web_client
 from bot.runs import RunManager
 from budo.config import Settings
@@ -190,7 +190,7 @@ class BudoBot:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body = self.metrics.render()
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     async def not_ready(self) -> str | None:
         """Why budo cannot take work now, or None when it can."""
@@ -206,10 +206,10 @@ class BudoBot:
             await self.store.list_runs(limit=1)
         except BudoError as exc:
             return f"audit store: {exc}"
-        return _unwritable(self.store.path)
+        return unwritable(self.store.path)
 
 
-def _unwritable(db_path: str) -> str | None:
+def unwritable(db_path: str) -> str | None:
     """The audit DB file and its directory (SQLite writes -wal/-shm beside it) must be
     writable; access(2) also says no on a read-only mount or an immutable file, even to root."""
     if db_path == ":memory:" or db_path.startswith("file:"):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -30,7 +29,10 @@ from agent.events import (
     ToolFinished,
 )
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "MetricsSink"]
+__all__ = ["CONTENT_TYPE", "Metrics", "MetricsSink"]
+
+# The classic text format every Prometheus (2.x and 3.x) scrapes; our names need nothing newer.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Runs last seconds to minutes; a 14B model on CPU answers in 1-120 s; tools in ms to seconds.
 RUN_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800)

@@ -24,6 +24,7 @@ from bot.approvals import ApprovalDesk
 from bot.metrics import Metrics, MetricsSink
 from bot.poster import SlackPoster
 from bot.sink import RunThread, SlackEventSink
+from budo import logs
 from budo.config import Settings
 from budo.errors import BudoError, RunAlreadyActive, RunNotFound
 from storage.records import RunRecord
@@ -77,6 +78,9 @@ class RunManager:
         self.tools = list(tools)
         self.link_base = link_base
         self.metrics = metrics
+        if metrics is not None:  # read at scrape time: never out of step
+            metrics.active_runs.set_function(lambda: len(self.active))
+            metrics.queued_runs.set_function(lambda: self.queued_count)
         self.active: dict[str, ActiveRun] = {}
         self.histories: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
@@ -158,6 +162,7 @@ class RunManager:
     async def _drive(self, active: ActiveRun, namespace: str | None,
                      history: list[dict[str, Any]] | None) -> None:
         thread = active.thread
+        logs.run_id_var.set(thread.run_id)  # every log line of this task names the run
         kind, reason, verdict, turns, tokens = "crashed", "", None, 0, 0
         try:
             outcome = await run_investigation(

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.bot import BudoBot
+from bot.bot import BudoBot, unwritable
 from budo import logs
 from budo.config import Settings
 from budo.errors import ConfigError, SlackError
@@ -167,6 +167,9 @@ async def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     settings.require_slack()
     logs.configure(settings.log_format)
+    problem = unwritable(settings.db_path)  # SQLite would open it read-only, silently
+    if problem:
+        raise ConfigError(f"{problem} (BUDO_DB)")
     store = await Store.open(settings.db_path)
     try:
         bot = BudoBot(settings, store, shutdown_grace=args.grace)
@@ -175,10 +178,11 @@ async def run(args: argparse.Namespace) -> int:
               f" · {len(store.recovered)} interrupted run(s) recovered", file=sys.stderr,
               flush=True)
         stop = asyncio.Event()
+        got: list[int] = []
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
+                loop.add_signal_handler(signum, lambda s=signum: (got.append(s), stop.set()))
         try:
             await stop.wait()
         finally:
@@ -189,4 +193,4 @@ async def run(args: argparse.Namespace) -> int:
             await serving.close()
     finally:
         await store.close()
-    return 0
+    return 130 if got and got[0] == signal.SIGINT else 0  # SIGTERM (Kubernetes): 0

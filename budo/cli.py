@@ -3,19 +3,19 @@
 Subcommand modules are imported lazily (only the one you run), and each exposes
 ``add_arguments(parser)`` and ``async def run(args) -> int`` or ``def run(args) -> int``.
 Every ``BudoError`` becomes one line on stderr and exit code 2; nothing prints a traceback
-unless BUDO_DEBUG=1.
+unless BUDO_DEBUG=1. Ctrl-C exits 130 wherever it lands; a closed pipe (``budo runs | head
+-1``) exits quietly with 141, as a tool killed by SIGPIPE would.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import importlib
-import inspect
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
+from budo import __version__
 from budo.errors import BudoError
 
 # name -> (module, one-line help)
@@ -31,18 +31,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage text is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported (to add its arguments)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="budo",
         description="ChatOps incident investigator: an LLM agent over a typed Kubernetes "
         "tool surface, with on-call approvals and an audit trail.",
     )
+    parser.add_argument("--version", action="version", version=f"budo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module_name, _command=name)
         if name == command:
+            import importlib
+
             module = importlib.import_module(module_name)
             adder = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
             adder(p)
@@ -52,6 +62,26 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        return _main(argv, command)
+    except KeyboardInterrupt:  # anywhere: while importing, parsing, running, cleaning up
+        print(f"budo{' ' + command if command in COMMANDS else ''}: interrupted",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`). Point stdout at /dev/null so the interpreter's
+        # final flush cannot fail again, and leave without a word.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: list[str], command: str | None) -> int:
+    # Imported here, inside main's Ctrl-C handler: asyncio alone takes ~50 ms to import.
+    import asyncio
+    import importlib
+    import inspect
+
     parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -63,15 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = runner(args)
         if inspect.isawaitable(result):
             result = asyncio.run(result)
+        sys.stdout.flush()  # a closed pipe surfaces here, inside the handler above
         return int(result or 0)
     except BudoError as exc:
         if os.environ.get("BUDO_DEBUG"):
             raise
         print(f"budo {args.command}: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"budo {args.command}: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -122,6 +122,9 @@ async def _summarise(outcome: Any, scenario: Any, db_path: str) -> int:
     chain = "hash chain OK" if check.ok else f"hash chain BROKEN at event {check.first_bad_seq}"
     print(f"audit: run {outcome.run_id}, {len(events)} events, {chain}; postmortem timeline "
           f"written to {timeline} (again any time: budo export {outcome.run_id})")
+    if outcome.status == "cancelled":  # Ctrl-C mid-run: the same 130 as everywhere else
+        print(f"✗ interrupted: {outcome.reason}")
+        return 130
     if outcome.status != "succeeded":
         print(f"✗ no verdict: {outcome.reason}")
         return 1

@@ -85,3 +85,6 @@ def configure(fmt: str = "text", level: int = logging.INFO, stream: TextIO | Non
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("slack_bolt.AsyncApp").addFilter(_DropBoltTokenWarning())
+    # slack_sdk logs every retry at INFO ("A retry handler found …"); failures that matter
+    # reach us as SlackError and are logged once, by us.
+    logging.getLogger("slack_sdk").setLevel(max(level, logging.WARNING))

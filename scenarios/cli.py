@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -38,26 +39,46 @@ async def run(args: argparse.Namespace) -> int:
         print("budo sandbox: name a scenario (see `budo sandbox --list`)", file=sys.stderr)
         return 2
     scenario = load_scenario(args.scenario)  # ScenarioError -> one line, exit 2 (budo.cli)
-    kubeconfig = args.kubeconfig or default_state_dir() / "sandbox" / f"{scenario.name}.kubeconfig"
     if not 0 <= args.port <= 65535:
         print(f"budo sandbox: --port must be 0-65535, got {args.port}", file=sys.stderr)
+        return 2
+    kubeconfig = args.kubeconfig
+    if kubeconfig is None:  # only the default state directory is created for you
+        kubeconfig = default_state_dir() / "sandbox" / f"{scenario.name}.kubeconfig"
+        try:
+            kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"budo sandbox: cannot create {kubeconfig.parent}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+    problem = _unwritable(Path(kubeconfig))
+    if problem:
+        print(f"budo sandbox: cannot write the kubeconfig {kubeconfig}: {problem} "
+              "(--kubeconfig)", file=sys.stderr)
         return 2
     server = ReplayServer(scenario, port=args.port)
     try:
         await server.start(kubeconfig=kubeconfig)
     except OSError as exc:
-        print(f"budo sandbox: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}",
-              file=sys.stderr)
+        await server.stop()
+        print(f"budo sandbox: cannot start on 127.0.0.1:{args.port} with kubeconfig "
+              f"{kubeconfig}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     stop = asyncio.Event()
+    got: list[int] = []
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, lambda sig=sig: (got.append(sig), stop.set()))
+    config = shlex.quote(str(server.kubeconfig))
+    namespace = shlex.quote(scenario.namespace)
     print(f"Serving scenario {scenario.name!r} ({scenario.title}) at {server.url}")
     print(f"kubeconfig: {server.kubeconfig}")
-    print(f"Try:  KUBECONFIG={server.kubeconfig} kubectl get pods -n {scenario.namespace}")
+    print(f"Try:  KUBECONFIG={config} kubectl get pods -n {namespace}")
     if scenario.question:
-        print(f'      KUBECONFIG={server.kubeconfig} budo investigate "{scenario.question}"')
+        # Quoted for a POSIX shell: the question is scenario text (it may hold quotes,
+        # backticks or $(…)), pasted into a terminal with a real cluster one env var away.
+        print(f"      KUBECONFIG={config} budo investigate -n {namespace} "
+              f"{shlex.quote(scenario.question)}")
     print("Press Ctrl-C to stop.", flush=True)
     try:
         await stop.wait()
@@ -66,4 +87,19 @@ async def run(args: argparse.Namespace) -> int:
             loop.remove_signal_handler(sig)
         await server.stop()
     print("sandbox stopped", flush=True)
-    return 0
+    return 130 if got and got[0] == signal.SIGINT else 0  # Ctrl-C is 130 everywhere
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be written (checked before listening, so the error names it)."""
+    if path.is_dir():
+        return "it is a directory"
+    parent = path.parent
+    if not parent.is_dir():
+        return f"{parent} is not a directory" if parent.exists() else f"{parent} does not exist"
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

@@ -10,6 +10,7 @@ partial unique index, statuses are CHECK constraints, events cannot outlive thei
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -136,12 +137,20 @@ async def connect(path: str, *, synchronous: str = "NORMAL") -> aiosqlite.Connec
         raise StoreError(f"unknown synchronous mode {synchronous!r}")
     path = prepare_path(path)
     conn: aiosqlite.Connection | None = None
+    # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
+    pending = aiosqlite.connect(path, isolation_level=None, uri=path.startswith("file:"))
     try:
         with translated(path):
-            # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
-            conn = await aiosqlite.connect(
-                path, isolation_level=None, uri=path.startswith("file:")
-            )
+            try:
+                conn = await pending
+            except BaseException:
+                # aiosqlite stops its worker thread on a failed connect without waiting;
+                # the thread then answers a loop that may be closed ("Event loop is
+                # closed" tracebacks at exit). Wait for it while the loop still runs.
+                thread = getattr(pending, "_thread", None)
+                if thread is not None and thread.is_alive():
+                    await asyncio.to_thread(thread.join, 2.0)
+                raise
             await conn.execute("PRAGMA busy_timeout = 5000")
             # The first real read ("file is not a database" surfaces here), before we
             # write anything into a file that may belong to someone else.
