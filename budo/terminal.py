@@ -102,9 +102,9 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def exit_code(outcome: RunOutcome) -> int:
-    """0 with a verdict; otherwise one line on stderr and 1 (failed) or 130 (cancelled)."""
+    """0 with a verdict; otherwise one line on stderr and 1 (failed) or 130 (stopped)."""
     if outcome.status == "succeeded":
         return 0
     print(f"budo: no verdict: {outcome.reason} (run {outcome.run_id}; "
           f"`budo export {outcome.run_id}` for the trail)", file=sys.stderr)
-    return 130 if outcome.status == "cancelled" else 1
+    return 130 if outcome.status in ("cancelled", "interrupted") else 1

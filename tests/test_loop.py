@@ -11,10 +11,16 @@ from typing import Any
 
 import pytest
 
-from agent.events import Event
-from agent.loop import Budgets, run_investigation
+from agent.events import Event, RunFailed, RunInterrupted
+from agent.loop import Budgets, Stop, run_investigation
 from agent.model import OpenAIChatModel
-from agent.protocols import ApprovalDecision, ApprovalRequest, ToolResult, ToolSpec
+from agent.protocols import (
+    ApprovalDecision,
+    ApprovalRequest,
+    Completion,
+    ToolResult,
+    ToolSpec,
+)
 from agent.tools import SUMMARIES
 
 ANSWER = (
@@ -280,6 +286,69 @@ async def test_cancel_mid_tool_ends_cleanly(scripted_model):
     assert outcome.status == "cancelled"
     assert rec.kinds()[-1] == "cancelled"
     assert "tool_finished" not in rec.kinds()
+
+
+async def test_the_caller_says_why_it_cancelled(scripted_model):
+    """Shutdown is not a Cancel press: the loop ends the run as the canceller says."""
+    server = await scripted_model([call("slow", namespace="shop"), {"answer": ANSWER}])
+    rec, box = Recorder(), Toolbox()
+    async with OpenAIChatModel(server.url, "m", max_retries=0) as model:
+        task = asyncio.create_task(run_investigation(
+            "q", run_id="r-i", model=model, tools=box.specs(), sinks=[rec],
+            approver=Approver(False), stop_reason=lambda: Stop("interrupted", "shutting down")))
+        await asyncio.wait_for(box.slow_started.wait(), 5)
+        task.cancel()
+        outcome = await asyncio.wait_for(task, 5)
+    assert (outcome.status, outcome.reason) == ("interrupted", "shutting down")
+    last = rec.events[-1]
+    assert isinstance(last, RunInterrupted) and last.reason == "shutting down"
+    assert rec.kinds().count("interrupted") == 1 and "cancelled" not in rec.kinds()
+
+
+class SlowToRecord(Recorder):
+    """A sink that takes a while to record the end (a slow disk)."""
+
+    async def emit(self, event: Event) -> None:
+        if isinstance(event, RunInterrupted):
+            await asyncio.sleep(0.2)
+        await super().emit(event)
+
+
+async def test_a_second_cancel_still_lets_the_end_be_recorded(scripted_model):
+    server = await scripted_model([call("slow", namespace="shop"), {"answer": ANSWER}])
+    rec, box = SlowToRecord(), Toolbox()
+    async with OpenAIChatModel(server.url, "m", max_retries=0) as model:
+        task = asyncio.create_task(run_investigation(
+            "q", run_id="r-2", model=model, tools=box.specs(), sinks=[rec],
+            approver=Approver(False), stop_reason=lambda: Stop("interrupted", "stop")))
+        await asyncio.wait_for(box.slow_started.wait(), 5)
+        task.cancel()
+        await asyncio.sleep(0.05)  # the loop is now recording the end
+        task.cancel()              # the caller stops waiting
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):
+            if rec.kinds()[-1:] == ["interrupted"]:
+                break
+            await asyncio.sleep(0.01)
+    assert rec.kinds()[-1] == "interrupted"
+
+
+class BuggyModel:
+    model = "buggy"
+
+    async def complete(self, messages, tools=None, tool_choice=None) -> Completion:
+        raise RuntimeError("unexpected None in reply parser")
+
+
+async def test_a_bug_ends_the_run_as_failed_and_says_it_is_ours():
+    rec = Recorder()
+    outcome = await run_investigation("q", run_id="r-b", model=BuggyModel(), tools=[],
+                                      sinks=[rec], approver=Approver(False))
+    assert outcome.status == "failed"
+    assert outcome.reason == "internal error: RuntimeError: unexpected None in reply parser"
+    last = rec.events[-1]
+    assert isinstance(last, RunFailed) and last.internal and last.error_type == "RuntimeError"
 
 
 async def test_model_unreachable_is_a_failed_run_with_one_line():
