@@ -67,11 +67,6 @@ class Budgets:
     tool_timeout: float = 30.0
     tool_output_chars: int = 8000
 
-    @classmethod
-    def from_settings(cls, settings: Any) -> Budgets:
-        return cls(settings.max_turns, settings.max_tokens, settings.run_timeout,
-                   settings.tool_timeout, settings.tool_output_chars)
-
 
 @dataclass(frozen=True)
 class Stop:
@@ -175,11 +170,11 @@ class _Run:
                                       tool=call.name, args=args,
                                       mutating=bool(spec and spec.mutating)))
         if spec is None:
-            text = prompts.unknown_tool(call.name, sorted(self.tools))
-            return await self.finish_call(call, ToolResult.failure(text[len("error: "):]), 0.0)
+            reason = prompts.unknown_tool(call.name, sorted(self.tools))
+            return await self.finish_call(call, ToolResult.failure(reason), 0.0)
         if call.arguments is None:
-            text = prompts.bad_arguments(call.name, call.parse_error or "unparseable")
-            return await self.finish_call(call, ToolResult.failure(text[len("error: "):]), 0.0)
+            reason = prompts.bad_arguments(call.name, call.parse_error or "unparseable")
+            return await self.finish_call(call, ToolResult.failure(reason), 0.0)
         try:
             args = spec.check(args) if spec.check else args
         except ToolArgumentError as exc:  # before any API call and before any card
@@ -286,7 +281,7 @@ async def run_investigation(
     tool or budget trouble, nor for a bug in a tool or sink: those end as a failed run. Task
     cancellation ends the run as ``stop_reason()`` says (default: cancelled)."""
     messages = list(history) if history else [{"role": "system", "content": prompts.SYSTEM_PROMPT}]
-    messages.append({"role": "user", "content": prompts.first_user_message(question, namespace)})
+    messages.append(_ask(question, namespace))
     run = _Run(run_id, model, {t.name: t for t in tools}, list(sinks), approver, budgets, messages)
 
     def outcome(status: Any, verdict: dict[str, Any] | None = None,
@@ -329,6 +324,17 @@ async def run_investigation(
     await _final(run, RunFailed(run_id=run_id, reason=reason, error_type=type(error).__name__,
                                 turns=run.turns, tokens=run.tokens, internal=internal))
     return outcome("failed", reason=reason)
+
+
+def past_conversation(question: str, namespace: str | None, answer: str) -> list[dict[str, Any]]:
+    """The conversation of an earlier run, rebuilt from its question and final answer (when
+    its full message list is gone, e.g. after a restart): the ``history`` of a follow-up."""
+    return [{"role": "system", "content": prompts.SYSTEM_PROMPT}, _ask(question, namespace),
+            {"role": "assistant", "content": answer}]
+
+
+def _ask(question: str, namespace: str | None) -> dict[str, Any]:
+    return {"role": "user", "content": prompts.first_user_message(question, namespace)}
 
 
 async def _final(run: _Run, event: Terminal) -> None:

@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent import prompts
 from agent.events import RunFailed
-from agent.loop import Budgets, Stop, run_investigation
+from agent.loop import Stop, past_conversation, run_investigation
 from agent.protocols import ChatModel, ToolSpec
 from bot import blocks
 from bot.approvals import ApprovalDesk
 from bot.poster import SlackPoster
 from bot.sink import RunThread, SlackEventSink
+from budo import wiring
 from budo.config import Settings
 from budo.errors import BudoError, RunAlreadyActive, RunNotFound
 from storage.records import RunRecord
@@ -132,12 +132,7 @@ class RunManager:
         if previous.verdict:
             answer = str(previous.verdict.get("raw") or previous.verdict.get("root_cause")
                          or answer)
-        return [
-            {"role": "system", "content": prompts.SYSTEM_PROMPT},
-            {"role": "user", "content": prompts.first_user_message(previous.question,
-                                                                   previous.namespace)},
-            {"role": "assistant", "content": answer},
-        ]
+        return past_conversation(previous.question, previous.namespace, answer)
 
     # --- the run task ---------------------------------------------------------------------
 
@@ -150,7 +145,7 @@ class RunManager:
                 sinks=[AuditSink(self.store), active.sink],
                 approver=self.desk.approver(thread.channel, thread.thread_ts, thread.requester,
                                             before_post=active.sink.flush),
-                budgets=Budgets.from_settings(self.settings), namespace=namespace,
+                budgets=wiring.budgets(self.settings), namespace=namespace,
                 requester=thread.requester, history=history, stop_reason=active.stop_reason)
             self._remember(thread.run_id, outcome.messages)
             await active.sink.close()  # the outcome is in Slack before the run counts as done

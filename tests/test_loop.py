@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agent.events import Event, RunFailed, RunInterrupted
-from agent.loop import Budgets, Stop, run_investigation
+from agent.loop import Budgets, Stop, past_conversation, run_investigation
 from agent.model import OpenAIChatModel
 from agent.protocols import (
     ApprovalDecision,
@@ -409,6 +409,20 @@ async def test_follow_up_keeps_the_previous_conversation(scripted_model):
     assert "checkout is failing" in sent[1]["content"]
     assert "and what about payments?" in sent[-1]["content"]
     assert second.status == "succeeded"
+
+
+async def test_follow_up_after_a_restart_starts_from_the_rebuilt_conversation(scripted_model):
+    """Only the question and the answer survive a restart: the follow-up starts from those,
+    built the same way the loop starts any run."""
+    history = past_conversation("checkout is failing", "shop", ANSWER)
+    server = await scripted_model([{"answer": ANSWER}])
+    async with OpenAIChatModel(server.url, "m", max_retries=0) as model:
+        await run_investigation("and payments?", run_id="r-3", model=model, tools=[], sinks=[],
+                                approver=Approver(False), history=history)
+    sent = server.requests[0]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert "checkout is failing" in sent[1]["content"] and "`shop`" in sent[1]["content"]
+    assert sent[2]["content"] == ANSWER and "and payments?" in sent[3]["content"]
 
 
 @pytest.mark.parametrize("fault", ["500", "no_usage", "text_call"])
