@@ -249,7 +249,7 @@ class Cluster:
             kwargs["previous"] = True
         body = await self._call(f"logs of pod {pod!r} in namespace {namespace!r}",
                                 self._core.read_namespaced_pod_log, **kwargs)
-        return body.decode("utf-8", errors="replace")
+        return str(body.decode("utf-8", errors="replace"))
 
     async def delete_pod(self, namespace: str, pod: str) -> Obj:
         self.check_namespace(namespace)
