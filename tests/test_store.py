@@ -230,6 +230,7 @@ KILLER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a subprocess
 async def test_kill_minus_nine_loses_nothing_already_shown(store_path: str) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", KILLER, store_path, stdout=subprocess.PIPE,
