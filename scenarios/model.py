@@ -99,9 +99,14 @@ def resolve(name_or_path: str | Path) -> Path:
     return bundled
 
 
+# libyaml's parser when PyYAML was built with it (same safe subset, ~10x faster: a replay
+# server or a test loads a scenario in milliseconds instead of a tenth of a second).
+_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}" if mark else "(file)"
