@@ -23,7 +23,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from scenarios.model import Scenario, load_scenario
+from scenarios.load import load_scenario
+from scenarios.model import Scenario
 from scenarios.replay_handlers import dispatch, fail
 from scenarios.replay_state import Deletion, ReplayState
 

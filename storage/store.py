@@ -14,10 +14,10 @@ from typing import Any
 
 from agent.events import ApprovalDecided, Event, RunInterrupted, RunStarted
 from budo.errors import RunAlreadyActive, RunNotFound, StoreError
-from storage import db as dbmod
 from storage.approvals import ApprovalStore
 from storage.base import all_rows, constraint, new_id, one
 from storage.chain import GENESIS, ChainRow, VerifyResult, canonical_json, verify_chain
+from storage.db import connect, describe_sqlite_error
 from storage.records import (
     EVENT_COLUMNS,
     RUN_COLUMNS,
@@ -45,7 +45,7 @@ class Store(ApprovalStore):
         ``interrupted`` and pending approvals ``expired``, each with an audit event; their
         run ids land in ``store.recovered``. Read-only tools (the CLI) pass ``recover=False``
         so they never interrupt a live bot's runs."""
-        conn = await dbmod.connect(path, synchronous=synchronous)
+        conn = await connect(path, synchronous=synchronous)
         store = cls(conn, path)
         store.recovered = []
         if recover:
@@ -60,7 +60,7 @@ class Store(ApprovalStore):
         try:
             await self._conn.close()
         except sqlite3.Error as exc:
-            raise StoreError(dbmod.describe_sqlite_error(exc, self.path)) from exc
+            raise StoreError(describe_sqlite_error(exc, self.path)) from exc
 
     async def __aenter__(self) -> Store:
         return self
