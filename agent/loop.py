@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent import prompts
+import agent.prompts as prompts
 from agent.events import (
     ApprovalDecided,
     ApprovalRequested,

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.events import (
+from agent import (
     Event,
     ModelReply,
     ModelRequest,

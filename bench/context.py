@@ -33,9 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent import Cluster, ToolSpec
 from agent.findings import pod_findings
-from agent.kube import Cluster
-from agent.protocols import ToolSpec
 from agent.render import pod_unhealthy
 from budo.errors import ClusterError
 from budo.harness import replayed_incident

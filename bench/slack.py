@@ -34,24 +34,24 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.events import Event
-from agent.loop import Budgets, run_investigation
-from agent.protocols import (
+from agent import (
     ApprovalDecision,
     ApprovalRequest,
+    Budgets,
     Completion,
+    Event,
     ToolCall,
     ToolResult,
     ToolSpec,
     Usage,
+    run_investigation,
 )
 from bot.bot import BudoBot
 from bot.poster import SlackPoster, make_web_client
 from bot.serve import open_server
 from bot.sink import RunThread, SlackEventSink
 from budo.config import Settings
-from storage.sink import AuditSink
-from storage.store import Store
+from storage import AuditSink, Store
 from tests.slack_emulator import BOT_TOKEN, SlackClientSim, SlackEmulator
 
 SECRET = "bench-signing-secret"

@@ -17,12 +17,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from agent.protocols import ApprovalDecision, ApprovalRequest
+from agent import ApprovalDecision, ApprovalRequest
 from bot import blocks
 from bot.poster import SlackPoster
 from budo.errors import ApprovalNotFound, BudoError, SlackError
-from storage.records import ApprovalRecord
-from storage.store import Store
+from storage import ApprovalRecord, Store
 
 log = logging.getLogger("budo.bot.approvals")
 

@@ -16,8 +16,7 @@ from bot.commands import HELP_TEXT, Command, question_from_mention
 from bot.poster import SlackPoster
 from bot.runs import RunManager
 from budo.errors import BudoError
-from storage.export import export_jsonl, export_markdown
-from storage.store import Store
+from storage import Store, export_jsonl, export_markdown
 
 log = logging.getLogger("budo.bot.handlers")
 

@@ -23,7 +23,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from agent.events import (
+from agent import (
     ApprovalDecided,
     ApprovalRequested,
     Event,

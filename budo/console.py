@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from agent.events import (
+from agent import (
     ApprovalDecided,
     ApprovalRequested,
     Event,

@@ -13,8 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from agent.loop import Budgets, RunOutcome, run_investigation
-from agent.protocols import ApprovalDecision, ApprovalRequest, ChatModel, EventSink, ToolSpec
+from agent import (
+    ApprovalDecision,
+    ApprovalRequest,
+    Budgets,
+    ChatModel,
+    EventSink,
+    RunOutcome,
+    ToolSpec,
+    run_investigation,
+)
 from budo import wiring
 from budo.config import Settings
 from budo.console import TerminalSink, format_args
@@ -78,8 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from agent.kube import Cluster
-    from agent.tools import build_toolbox
+    from agent import Cluster, build_toolbox
 
     settings = Settings.from_env()
     if not args.question.strip():

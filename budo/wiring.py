@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agent.loop import Budgets
+from agent import Budgets
 from budo.config import Settings
 
 if TYPE_CHECKING:
-    from agent.kube import Cluster
-    from agent.model import OpenAIChatModel
+    from agent import Cluster, OpenAIChatModel
 
 
 def budgets(settings: Settings) -> Budgets:
@@ -26,7 +25,7 @@ def budgets(settings: Settings) -> Budgets:
 
 def chat_model(settings: Settings, **overrides: Any) -> OpenAIChatModel:
     """The client BUDO_LLM_URL / BUDO_LLM_MODEL / BUDO_LLM_API_KEY / BUDO_LLM_TIMEOUT say."""
-    from agent.model import OpenAIChatModel
+    from agent import OpenAIChatModel
 
     options: dict[str, Any] = {
         "api_key": settings.llm_api_key, "timeout": settings.llm_timeout, **overrides,
@@ -37,7 +36,7 @@ def chat_model(settings: Settings, **overrides: Any) -> OpenAIChatModel:
 def cluster(settings: Settings) -> Cluster:
     """The Kubernetes client KUBECONFIG (or the in-cluster account) and BUDO_NAMESPACES say;
     one API request never outlasts the tool budget (and never 10 s)."""
-    from agent.kube import Cluster
+    from agent import Cluster
 
     return Cluster.from_kubeconfig(settings.kubeconfig, settings.namespaces,
                                    request_timeout=min(10.0, settings.tool_timeout))

@@ -12,7 +12,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from agent.events import ApprovalDecided, Event, RunInterrupted, RunStarted
+from agent import ApprovalDecided, Event, RunInterrupted, RunStarted
 from budo.errors import RunAlreadyActive, RunNotFound, StoreError
 from storage.approvals import ApprovalStore
 from storage.base import all_rows, constraint, new_id, one
