@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -65,10 +66,10 @@ class OnCallPolicy:
         return None
 
     def describe(self) -> str:
-        names = [f"<@{u}>" for u in sorted(self.users)]
-        if self.usergroup:
+        names = [blocks.mention(u) for u in sorted(self.users)]
+        if self.usergroup and re.fullmatch(r"[A-Z0-9]+", self.usergroup):
             names.append(f"<!subteam^{self.usergroup}>")
-        return ", ".join(names) or "nobody is configured"
+        return blocks.Safe(", ".join(names) or "nobody is configured")
 
 
 @dataclass
@@ -81,13 +82,13 @@ class _Waiting:
     message_ts: str | None = None
 
 
-def _decided_line(record: ApprovalRecord) -> str:
+def _decided_line(record: ApprovalRecord) -> blocks.Safe:
     at = blocks.utc_clock(record.decided_at)
     if record.status == "approved":
-        return f"✅ Approved by <@{record.decided_by}> at {at}"
+        return blocks.Safe(f"✅ Approved by {blocks.mention(record.decided_by)} at {at}")
     if record.status == "denied":
-        return f"🚫 Denied by <@{record.decided_by}> at {at}"
-    return f"⌛ Expired — denied ({at})"
+        return blocks.Safe(f"🚫 Denied by {blocks.mention(record.decided_by)} at {at}")
+    return blocks.Safe(f"⌛ Expired — denied ({at})")
 
 
 class ApprovalDesk:
@@ -111,7 +112,7 @@ class ApprovalDesk:
         try:
             answer = await self._decide(approval_id, approved, user)
         except BudoError as exc:
-            answer = f"Nothing changed: {exc}"
+            answer = f"Nothing changed: {blocks.escape(str(exc))}"
         await self.poster.tell(channel, user, answer, thread_ts)
 
     async def _decide(self, approval_id: str, approved: bool, user: str) -> str | None:
@@ -177,7 +178,7 @@ class SlackApprover:
         try:
             text, body = blocks.approval_card(record.id, req.summary, req.reason,
                                               desk.policy.describe(), record.expires_at,
-                                              self.requester)
+                                              self.requester, args=req.args)
             try:
                 waiting.message_ts = await desk.poster.post(self.channel, text, body,
                                                             thread_ts=self.thread_ts)

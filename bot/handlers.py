@@ -64,7 +64,7 @@ class Handlers:
             else:
                 note = HELP_TEXT
         except BudoError as exc:
-            note = f"budo: {exc}"
+            note = f"budo: {blocks.escape(str(exc))}"
         except Exception as exc:
             log.exception("/budo %s failed", command.kind)
             note = f"budo hit an internal error ({type(exc).__name__}); it is logged."
@@ -137,7 +137,7 @@ class Handlers:
                 _, note = await self.runs.start(question, channel=channel, user=user,
                                                 thread_ts=thread_ts)
         except BudoError as exc:
-            note = f"budo: {exc}"
+            note = f"budo: {blocks.escape(str(exc))}"
         await self.poster.tell(channel, user, note, thread_ts)
 
     # --- buttons --------------------------------------------------------------------------
@@ -152,7 +152,7 @@ class Handlers:
         try:
             note = await self.runs.cancel(str(action.get("value") or ""), user)
         except BudoError as exc:
-            note = f"budo: {exc}"
+            note = f"budo: {blocks.escape(str(exc))}"
         await self.poster.tell(channel, user, note, thread_ts)
 
 

@@ -166,7 +166,7 @@ class RunManager:
             if kind == "cancelled" and active.interrupting:
                 kind, reason = "interrupted", SHUTDOWN_REASON
             elif kind == "cancelled" and active.cancelled_by:
-                reason = f"cancelled by <@{active.cancelled_by}>"
+                reason = blocks.Safe(f"cancelled by {blocks.mention(active.cancelled_by)}")
         except asyncio.CancelledError:
             # Cancelled outside the loop's own handling (a second cancel at shutdown).
             kind, reason = "interrupted", SHUTDOWN_REASON

@@ -209,7 +209,7 @@ class SlackEventSink:
         line = blocks.outcome_status(kind, reason, turns, tokens, elapsed)
         if top_ts:
             where = blocks.permalink(self.thread.channel, top_ts, base=self.thread.link_base)
-            line += f" · <{where}|outcome in the channel>"
+            line = blocks.Safe(f"{line} · {blocks.link(where, 'outcome in the channel')}")
         status_text, status_body = blocks.root_message(
             self.thread.question, self.thread.requester, self.thread.run_id, line, running=False)
         try:
