@@ -144,8 +144,10 @@ class Handlers:
 
     async def decide(self, body: dict[str, Any], approved: bool) -> None:
         action, channel, user, thread_ts = _click(body)
+        message_ts = str((body.get("container") or {}).get("message_ts") or
+                         (body.get("message") or {}).get("ts") or "")
         await self.desk.on_click(str(action.get("value") or ""), approved, user, channel,
-                                 thread_ts)
+                                 thread_ts, message_ts=message_ts)
 
     async def cancel(self, body: dict[str, Any]) -> None:
         action, channel, user, thread_ts = _click(body)
