@@ -15,8 +15,9 @@ from bot.approvals import ApprovalDesk
 from bot.commands import HELP_TEXT, Command, question_from_mention
 from bot.poster import SlackPoster
 from bot.runs import RunManager
-from budo.errors import BudoError
+from budo.errors import BudoError, RunNotFound
 from storage.export import export_jsonl, export_markdown
+from storage.records import RunRecord
 from storage.store import Store
 
 log = logging.getLogger("budo.bot.handlers")
@@ -103,8 +104,19 @@ class Handlers:
         return "\n".join(lines)
 
     async def export(self, channel: str, run_id: str | None) -> str:
-        run = await self.store.get_run(run_id) if run_id else await self.store.latest_run(channel)
-        if run is None:
+        """Only a Slack run started in this very channel is uploaded, and only into it: the
+        trail holds cluster data the channel's members were shown, nobody else's."""
+        if run_id:
+            try:
+                run: RunRecord | None = await self.store.get_run(run_id)
+            except RunNotFound:
+                run = None
+            if run is None or run.source != "slack" or run.channel != channel:
+                # The same answer whether it exists elsewhere or not at all.
+                return f"There is no run {run_id} in this channel."
+        else:
+            run = await self.store.latest_run(channel)
+        if run is None or run.source != "slack" or run.channel != channel:
             return "No investigation in this channel yet, so nothing to export."
         events = await self.store.events(run.id)
         files = [
@@ -113,7 +125,7 @@ class Handlers:
             {"content": export_jsonl(events) or "\n", "filename": f"budo-{run.id}.jsonl",
              "title": f"budo {run.id} audit trail"},
         ]
-        target, thread = (run.channel, run.thread_ts) if run.channel else (channel, None)
+        target, thread = channel, run.thread_ts
         await self.poster.upload(target, thread, files,
                                  comment=f"📎 Export of run {run.id} ({run.status}, "
                                          f"{len(events)} events)")
