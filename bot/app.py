@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION
 from bot.commands import help_reply, parse_slash
 from bot.handlers import Handlers
+from bot.inbound import dedupe_middleware
 
 
 def build_bolt_app(client: AsyncWebClient, bot_token: str, signing_secret: str | None,
@@ -34,6 +35,7 @@ def build_bolt_app(client: AsyncWebClient, bot_token: str, signing_secret: str |
 
     app = AsyncApp(client=client, signing_secret=signing_secret or "", authorize=authorize,
                    name="budo")
+    app.use(dedupe_middleware(handlers.store))  # after Bolt's signature check
 
     @app.command(re.compile(r"^/budo"))
     async def on_slash(ack: Any, body: dict[str, Any]) -> None:
