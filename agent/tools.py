@@ -193,8 +193,9 @@ def _wrap(tool: str, func: Callable[..., Awaitable[ToolResult]]) -> Callable[...
     return call
 
 
-def build_toolbox(cluster: Cluster) -> list[ToolSpec]:
-    """The six tools bound to ``cluster``, validated, error-translated and redacted."""
+def build_toolbox(cluster: Cluster, max_replicas: int = 50) -> list[ToolSpec]:
+    """The read tools, delete_pod and the four actions (agent/actions.py) bound to
+    ``cluster``, validated, error-translated and redacted."""
 
     async def list_namespaces() -> ToolResult:
         items = await cluster.list_namespaces()
@@ -265,13 +266,15 @@ def build_toolbox(cluster: Cluster) -> list[ToolSpec]:
         "list_namespaces": list_namespaces, "get_pods": get_pods, "get_events": get_events,
         "describe": describe_tool, "logs": logs, "delete_pod": delete_pod,
     }
+    from agent.actions import build_actions
+
     return [
         ToolSpec(name=name, description=DESCRIPTIONS[name], parameters=PARAMETERS[name],
                  func=_wrap(name, func), mutating=(name == "delete_pod"),
                  check=functools.partial(validate_arguments, name, PARAMETERS[name]),
                  summarise=SUMMARIES.get(name))
         for name, func in funcs.items()
-    ]
+    ] + build_actions(cluster, max_replicas)
 
 
 SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
