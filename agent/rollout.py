@@ -142,9 +142,12 @@ async def new_pods(writer: WorkloadWriter, kind: str, obj: Obj) -> list[Obj]:
     pods = await writer.cluster.list_pods(meta["namespace"], selector)
     if kind == "deployment":
         template = _without_hash(spec.get("template") or {})
-        hashes = {rs["metadata"].get("labels", {}).get(HASH_LABEL)
-                  for rs in await writer.replicasets_of(obj)
-                  if _without_hash((rs.get("spec") or {}).get("template") or {}) == template}
+        sets = await writer.replicasets_of(obj)
+        newest = sorted(sets, key=lambda rs: int((rs["metadata"].get("annotations") or {}).get(
+            "deployment.kubernetes.io/revision", 0)))[-1:]
+        hashes = {rs["metadata"].get("labels", {}).get(HASH_LABEL) for rs in (
+            [rs for rs in sets if _without_hash((rs.get("spec") or {}).get("template") or {})
+             == template] or newest)}
         return [p for p in pods if (p["metadata"].get("labels") or {}).get(HASH_LABEL) in hashes]
     if kind == "statefulset":
         revision = (obj.get("status") or {}).get("updateRevision")

@@ -240,6 +240,7 @@ def apply_patch(content_type: str, obj: dict[str, Any], body: bytes) -> dict[str
         patch = json.loads(body or b"null")
     except ValueError as exc:
         raise PatchError(400, f"error decoding patch: {exc}") from exc
+    obj = copy.deepcopy(obj)  # the merges share untouched branches: never the stored ones
     if content_type == JSON_PATCH:
         result = json_patch(obj, patch)
     elif not isinstance(patch, dict):

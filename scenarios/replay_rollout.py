@@ -142,6 +142,10 @@ class Rollouts:
         return next((rs for rs in self._replicasets(deploy)
                      if _template_key(rs["spec"]["template"]) == key), None)
 
+    def _newest_replicaset(self, deploy: dict[str, Any]) -> dict[str, Any] | None:
+        return max(self._replicasets(deploy), default=None, key=lambda rs: int(
+            (rs["metadata"].get("annotations") or {}).get(REVISION, 0)))
+
     def _new_replicaset(self, deploy: dict[str, Any]) -> None:
         now = _now()
         ns, name = deploy["metadata"]["namespace"], deploy["metadata"]["name"]
@@ -173,7 +177,9 @@ class Rollouts:
         self._scale(rs, replicas, like=self._sample(deploy))
 
     def _scale_replicaset(self, deploy: dict[str, Any]) -> None:
-        rs = self.current_replicaset(deploy)
+        # A hand-written scenario Deployment may not match its generated ReplicaSet byte for
+        # byte: scale the newest one rather than inventing a rollout nobody asked for.
+        rs = self.current_replicaset(deploy) or self._newest_replicaset(deploy)
         if rs is None:
             return self._new_replicaset(deploy)
         replicas = deploy["spec"].get("replicas", 1)
@@ -349,7 +355,7 @@ class Rollouts:
         want = workload["spec"].get("replicas", 1)
         status = workload.setdefault("status", {})
         if kind == "Deployment":
-            rs = self.current_replicaset(workload)
+            rs = self.current_replicaset(workload) or self._newest_replicaset(workload)
             new = self._owned(ns, "ReplicaSet", rs["metadata"]["name"]) if rs else []
             old_sets = [s for s in self._replicasets(workload) if s is not rs]
             done = len(new) == want and all(_ready(p) for p in new)
