@@ -173,9 +173,9 @@ async def watch_rollout(writer: WorkloadWriter, kind: str, namespace: str, name:
         took = time.monotonic() - started
         if done:
             return Verification(True, f"rolled out: {left} in {took:.1f} s", duration_s=took)
-        if took + poll_s > limit_s:
+        if took >= limit_s:
             break
-        await asyncio.sleep(poll_s)
+        await asyncio.sleep(min(poll_s, limit_s - took))
     details: list[str] = []
     events = await writer.cluster.list_events(namespace)
     for pod in (await new_pods(writer, kind, obj))[:5]:
