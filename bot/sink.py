@@ -33,6 +33,8 @@ from agent.events import (
     ToolFinished,
     ToolRequested,
     VerdictReached,
+    VerificationStarted,
+    Verified,
 )
 from bot import blocks
 from bot.evidence import ToolCallRecord, match_evidence
@@ -72,6 +74,7 @@ class SlackEventSink:
         self.started = time.monotonic()
         self.doing = "starting"
         self.verdict_event: VerdictReached | None = None
+        self.actions: list[str] = []    # verified actions, for the verdict message
         self.posted = 0              # messages this sink posted (benchmarks check none is lost)
         self.failures = 0            # Slack calls that failed (logged, the run goes on)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -146,6 +149,15 @@ class SlackEventSink:
         elif isinstance(event, ApprovalDecided):
             self.doing = "approved, running" if event.approved else "denied, carrying on"
             self._status()
+        elif isinstance(event, VerificationStarted):
+            self.doing = f"verifying the rollout (up to {event.timeout_s:g} s)"
+            self._status()
+        elif isinstance(event, Verified):
+            icon = "✅" if event.ok else "❌"
+            self.actions.append(f"{icon} {event.summary}: {event.outcome}")
+            text, body = blocks.verification_message(event.summary, event.ok, event.outcome,
+                                                     event.details)
+            await self._post(text, body)
 
     async def _tool_finished(self, event: ToolFinished) -> None:
         call = self.calls.get(event.call_id)
@@ -194,7 +206,8 @@ class SlackEventSink:
             truncated = bool(self.verdict_event and self.verdict_event.truncated)
             text, body = blocks.verdict_message(self.thread.question, verdict, links,
                                                 self.thread.run_id, turns, tokens, elapsed,
-                                                thread_link, truncated=truncated)
+                                                thread_link, truncated=truncated,
+                                                actions=self.actions)
         else:
             text, body = blocks.failure_message(kind, self.thread.question, reason,
                                                 self.thread.run_id, turns, tokens, elapsed,
