@@ -102,7 +102,8 @@ async def run(args: argparse.Namespace) -> int:
                                       namespaces=settings.namespaces)
     async with wiring.chat_model(settings) as model:
         outcome = await investigate(
-            args.question, model=model, tools=build_toolbox(cluster), db_path=settings.db_path,
+            args.question, model=model, tools=build_toolbox(cluster, settings.max_replicas),
+            db_path=settings.db_path,
             budgets=budgets, namespace=args.namespace, sinks=[TerminalSink()],
         )
     return exit_code(outcome)
