@@ -11,8 +11,9 @@ calls in order. What the thread shows:
   elapsed, tokens, what it is doing — coalesced to one update per ~2 s, latest state wins.
 
 Approval cards are the approver's (it calls ``flush`` first so the card lands after the call
-it is about). The outcome — verdict or failure — is posted by ``finish`` at the channel's top
-level once the run task knows how the run ended.
+it is about). The outcome is rendered from the loop's terminal event — verdict, failure,
+cancellation or interruption, like the terminal sink — at the channel's top level, with a
+pointer on the run's status message. The run task ``close``s the sink to drain it.
 """
 
 from __future__ import annotations
@@ -21,18 +22,23 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from agent.events import (
+from agent import (
     ApprovalDecided,
     ApprovalRequested,
     Event,
     ModelReply,
     ModelRequest,
     Redacted,
+    RunCancelled,
+    RunFailed,
+    RunInterrupted,
+    Terminal,
     ToolFinished,
     ToolRequested,
     VerdictReached,
+    VerificationStarted,
+    Verified,
 )
 from bot import blocks
 from bot.evidence import ToolCallRecord, match_evidence
@@ -78,8 +84,9 @@ class SlackEventSink:
         self.tokens = 0
         self.started = time.monotonic()
         self.doing = "starting"
-        self.verdict_event: VerdictReached | None = None
-        self.delivery: Delivery | None = None
+        self.outcome_ts: str | None = None  # the top-level outcome message, once posted
+        self.delivery: Delivery | None = None  # where the outcome landed, once posted
+        self.actions: list[str] = []    # verified actions, for the verdict message
         self.posted = 0              # messages this sink posted (benchmarks check none is lost)
         self.failures = 0            # Slack calls that failed (logged, the run goes on)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -88,8 +95,6 @@ class SlackEventSink:
     # --- EventSink --------------------------------------------------------------------------
 
     async def emit(self, event: Event) -> None:
-        if isinstance(event, VerdictReached):
-            self.verdict_event = event
         self._queue.put_nowait(event)
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name=f"slack-sink-{event.run_id}")
@@ -154,6 +159,17 @@ class SlackEventSink:
         elif isinstance(event, ApprovalDecided):
             self.doing = "approved, running" if event.approved else "denied, carrying on"
             self._status()
+        elif isinstance(event, VerdictReached | RunFailed | RunCancelled | RunInterrupted):
+            await self._outcome(event)
+        elif isinstance(event, VerificationStarted):
+            self.doing = f"verifying the rollout (up to {event.timeout_s:g} s)"
+            self._status()
+        elif isinstance(event, Verified):
+            icon = "✅" if event.ok else "❌"
+            self.actions.append(f"{icon} {event.summary}: {event.outcome}")
+            text, body = blocks.verification_message(event.summary, event.ok, event.outcome,
+                                                     event.details)
+            await self._post(text, body)
 
     async def _tool_finished(self, event: ToolFinished) -> None:
         call = self.calls.get(event.call_id)
@@ -186,25 +202,28 @@ class SlackEventSink:
 
     # --- the outcome ------------------------------------------------------------------------
 
-    async def finish(self, kind: str, *, verdict: dict[str, Any] | None, reason: str,
-                     turns: int, tokens: int) -> Delivery:
-        """Post the outcome at the channel's top level (else the thread, else privately to
-        the requester) and the final status on the run's message, saying where the outcome
-        landed. ``kind``: succeeded, failed, cancelled, interrupted or crashed. Returns the
-        Delivery (``via`` is ``none`` if Slack refused everything)."""
-        await self.flush()
+    async def _outcome(self, event: Terminal) -> None:
+        """Post the outcome at the channel's top level (else the thread, else privately to the
+        requester: ``self.delivery`` says which) and the final status on the run's message,
+        saying where the outcome really is."""
         elapsed = self.elapsed
-        tokens = max(tokens, self.tokens)
+        turns, tokens = event.turns, max(event.tokens, self.tokens)
         thread_link = self.thread.link()
-        if kind == "succeeded" and verdict is not None:
-            items = [str(i) for i in verdict.get("evidence") or []]
+        if isinstance(event, VerdictReached):
+            kind, reason = "succeeded", ""
+            items = [str(i) for i in event.verdict.get("evidence") or []]
             matches = match_evidence(items, list(self.calls.values()))
             links = [self.thread.link(m.ts) if m else None for m in matches]
-            truncated = bool(self.verdict_event and self.verdict_event.truncated)
-            text, body = blocks.verdict_message(self.thread.question, verdict, links,
+            text, body = blocks.verdict_message(self.thread.question, event.verdict, links,
                                                 self.thread.run_id, turns, tokens, elapsed,
-                                                thread_link, truncated=truncated)
+                                                thread_link, truncated=event.truncated,
+                                                actions=self.actions)
         else:
+            kind, reason = event.kind, event.reason
+            if isinstance(event, RunFailed) and event.internal:
+                kind = "crashed"
+            if isinstance(event, RunCancelled) and event.by:  # a mention budo builds itself
+                reason = blocks.Safe(f"cancelled by {blocks.mention(event.by)}")
             text, body = blocks.failure_message(kind, self.thread.question, reason,
                                                 self.thread.run_id, turns, tokens, elapsed,
                                                 thread_link)
@@ -212,21 +231,23 @@ class SlackEventSink:
         delivery = await self.poster.deliver(self.thread.channel, text, body,
                                              thread_ts=self.thread.thread_ts,
                                              user=self.thread.requester)
+        self.delivery = delivery
         self.failures += len(delivery.errors)
         if delivery.landed:
             self.posted += 1
         if delivery.errors:
             log.error("run %s: outcome landed via %s after: %s", self.thread.run_id,
                       delivery.via, "; ".join(delivery.errors))
-        self.delivery = delivery
+        if delivery.via == "channel":
+            self.outcome_ts = delivery.ts
         line = blocks.outcome_status(kind, reason, turns, tokens, elapsed)
-        if delivery.via == "channel" and delivery.ts:
-            where = blocks.permalink(self.thread.channel, delivery.ts,
+        if self.outcome_ts:
+            where = blocks.permalink(self.thread.channel, self.outcome_ts,
                                      base=self.thread.link_base)
-            line += f" · <{where}|outcome in the channel>"
+            line = blocks.Safe(f"{line} · {blocks.link(where, 'outcome in the channel')}")
         else:  # say where it really is: the root message must not claim a post that failed
-            line = line.replace("verdict posted", "verdict reached")
-            line += " · " + DELIVERY_NOTES[delivery.via].format(run_id=self.thread.run_id)
+            note = DELIVERY_NOTES[delivery.via].format(run_id=self.thread.run_id)
+            line = blocks.Safe(f"{line.replace('verdict posted', 'verdict reached')} · {note}")
         status_text, status_body = blocks.root_message(
             self.thread.question, self.thread.requester, self.thread.run_id, line, running=False)
         try:
@@ -235,5 +256,3 @@ class SlackEventSink:
         except SlackError as exc:
             self.failures += 1
             log.error("run %s: could not update the status message: %s", self.thread.run_id, exc)
-        await self.close()
-        return delivery

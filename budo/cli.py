@@ -91,7 +91,7 @@ def _main(argv: list[str], command: str | None) -> int:
     runner = getattr(module, f"run_{args._command}", None) or module.run
     try:
         result = runner(args)
-        if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
             result = asyncio.run(result)
         sys.stdout.flush()  # a closed pipe surfaces here, inside the handler above
         return int(result or 0)

@@ -4,6 +4,7 @@ the thread to an ephemeral message, with the audit saying where it landed."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,10 @@ async def _run_to_the_end(h, slack) -> tuple[str, object]:
     await h.sim.slash_command("investigate why is checkout failing?", user_id=REQUESTER)
     root = await h.root_message()
     run_id = root.text.split("· run ")[1].split()[0]
+    for _ in range(200):  # the run ends (the audit says so), then leaves the active set
+        if (await h.store.get_run(run_id)).status != "running":
+            break
+        await asyncio.sleep(0.05)
     await h.run_finished(run_id)
     return run_id, root
 
