@@ -16,6 +16,7 @@ ToolSpecs; the defaults build the OpenAI-compatible client and the Kubernetes to
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import logging
@@ -139,14 +140,18 @@ class BudoBot:
             self.handlers.spawn(self.runs.announce_recovered(recovered))
 
     async def stop(self, grace: float | None = None) -> None:
-        """Runs get ``grace`` seconds to finish, then are interrupted (recorded, posted)."""
+        """Runs get ``grace`` seconds to finish, then are interrupted (recorded, posted).
+        Returns within about ``grace + 5`` s: Kubernetes kills at 30 s, grace defaults to 25."""
         if not self.started:
             return
         self.stop_accepting()
         self.started = False
         await self.runs.shutdown(self.shutdown_grace if grace is None else grace)
-        await self.handlers.drain(grace_s=2.0)
-        await self.poster.aclose()
+        await self.handlers.drain(grace_s=1.0)
+        try:  # the last status updates; Slack gets one more second, not a Slack timeout
+            await asyncio.wait_for(self.poster.aclose(), 1.0)
+        except TimeoutError:
+            log.warning("stopped with Slack updates still unsent")
         closer = getattr(self.model, "aclose", None)
         if closer is not None:
             await closer()

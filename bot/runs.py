@@ -3,7 +3,14 @@
 How a run ends is the loop's to say: it emits one terminal event (verdict, failed, cancelled
 or interrupted — this module tells it which of the last two through ``stop_reason``), the
 AuditSink turns that into the run's final status, and the Slack sink posts it. A run whose
-process dies first is ended by the store's restart recovery.
+process dies first is ended by the store's restart recovery (and ``announce_recovered`` fixes
+its Slack messages when the next process starts).
+
+At most ``BUDO_MAX_RUNS`` runs are driven at once; later requests wait in a FIFO queue (the
+requester is told their place) and start in order as slots free. Shutdown has one deadline:
+queued runs end ``interrupted`` at once (audit first, then their root message), in-flight runs
+get the grace period, then are interrupted; Slack work that has not finished by the deadline
+is dropped — the audit already holds every run's end.
 """
 
 from __future__ import annotations
@@ -16,7 +23,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent import ChatModel, RunFailed, Stop, ToolSpec, past_conversation, run_investigation
+from agent import (
+    ChatModel,
+    RunCancelled,
+    RunFailed,
+    RunInterrupted,
+    Stop,
+    ToolSpec,
+    past_conversation,
+    run_investigation,
+)
 from bot import blocks
 from bot.approvals import ApprovalDesk
 from bot.metrics import Metrics, MetricsSink
@@ -24,12 +40,15 @@ from bot.poster import SlackPoster
 from bot.sink import RunThread, SlackEventSink
 from budo import logs, wiring
 from budo.config import Settings
-from budo.errors import BudoError, RunAlreadyActive, RunNotFound
+from budo.errors import BudoError, RunAlreadyActive, RunNotFound, SlackError
 from storage import AuditSink, RunRecord, Store
 
 log = logging.getLogger("budo.bot.runs")
 
 SHUTDOWN_REASON = "budo shut down while this was in progress"
+QUEUED_SHUTDOWN_REASON = "budo shut down before this started; ask again"
+RESTART_NOTE = "budo restarted while this was in progress; ask again to resume"
+ENDING_S = 3.0  # after the grace period: posting "interrupted" and flushing Slack
 HISTORY_KEPT = 200  # follow-up contexts kept in memory (older ones are rebuilt from the store)
 
 
@@ -40,6 +59,8 @@ class ActiveRun:
     task: asyncio.Task[None] | None = None
     cancelled_by: str | None = None
     interrupting: bool = False
+    namespace: str | None = None
+    history: list[dict[str, Any]] | None = None
 
     @property
     def run_id(self) -> str:
@@ -67,6 +88,9 @@ class RunManager:
         self.link_base = link_base
         self.active: dict[str, ActiveRun] = {}
         self.histories: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self.max_runs = max(1, settings.max_runs)
+        self.queue: OrderedDict[str, ActiveRun] = OrderedDict()  # FIFO: oldest first
+        self.closing = False     # shutdown has begun: nothing new starts
         self.metrics = metrics
         if metrics is not None:  # read at scrape time: never out of step
             metrics.active_runs.set_function(lambda: len(self.active))
@@ -75,7 +99,10 @@ class RunManager:
     @property
     def queued_count(self) -> int:
         """Runs waiting for a slot (BUDO_MAX_RUNS)."""
-        return 0
+        return len(self.queue)
+
+    def _full(self) -> bool:
+        return len(self.active) >= self.max_runs or bool(self.queue)
 
     # --- starting -------------------------------------------------------------------------
 
@@ -85,6 +112,8 @@ class RunManager:
         Inside a thread: a follow-up when the thread holds a finished run (its context is
         passed on), a pointer when one is running. Returns ``(run_id, note)``: ``note`` is
         what to tell the user privately (a pointer, an error), or None."""
+        if self.closing:
+            return None, "budo is shutting down; ask again in a minute."
         previous: RunRecord | None = None
         history: list[dict[str, Any]] | None = None
         namespace = self.settings.namespaces[0] if len(self.settings.namespaces) == 1 else None
@@ -99,7 +128,9 @@ class RunManager:
         except RunAlreadyActive as exc:
             return None, self._pointer(exc.run_id, channel, thread_ts)
         try:
-            line = blocks.status_line(0, 0.0, 0, "starting")
+            doing = (f"queued behind {len(self.queue) + 1} other run(s)" if self._full()
+                     else "starting")
+            line = blocks.status_line(0, 0.0, 0, doing)
             text, body = blocks.root_message(question, user, record.id, line, running=True)
             status_ts = await self.poster.post(channel, text, body, thread_ts=thread_ts)
             if thread_ts is None:
@@ -112,14 +143,38 @@ class RunManager:
             return None, f"Could not start the investigation: {exc}"
         thread = RunThread(record.id, channel, thread_ts or status_ts, status_ts, question, user,
                            self.link_base)
-        active = ActiveRun(thread, SlackEventSink(self.poster, thread))
-        self.active[record.id] = active
-        active.task = asyncio.create_task(self._drive(active, namespace, history),
-                                          name=f"run-{record.id}")
-        return record.id, None
+        active = ActiveRun(thread, SlackEventSink(self.poster, thread), namespace=namespace,
+                           history=history)
+        if self.closing:  # shutdown began while the root message was being posted
+            await self._end_unstarted([active], "interrupted", QUEUED_SHUTDOWN_REASON)
+            return None, "budo is shutting down; ask again in a minute."
+        if not self._full():
+            self._launch(active)
+            return record.id, None
+        self.queue[record.id] = active
+        position = len(self.queue)
+        try:
+            await self.store.record(record.id, "queued", {"position": position,
+                                                          "max_runs": self.max_runs},
+                                    actor="budo")
+        except BudoError as exc:
+            log.error("run %s: could not record its place in the queue: %s", record.id, exc)
+        return record.id, (f"budo is already running {self.max_runs} investigations (its "
+                           f"limit, BUDO_MAX_RUNS). Yours is number {position} in the queue "
+                           "and starts as soon as one finishes.")
+
+    def _launch(self, active: ActiveRun) -> None:
+        self.active[active.run_id] = active
+        active.task = asyncio.create_task(self._drive(active), name=f"run-{active.run_id}")
+
+    def _start_next(self) -> None:
+        """Fill free slots from the queue, oldest first (never once shutdown has begun)."""
+        while self.queue and not self.closing and len(self.active) < self.max_runs:
+            _, active = self.queue.popitem(last=False)
+            self._launch(active)
 
     def _pointer(self, run_id: str, channel: str, thread_ts: str | None) -> str:
-        active = self.active.get(run_id)
+        active = self.active.get(run_id) or self.queue.get(run_id)
         where = ""
         if active is not None:
             where = f" — <{active.thread.link(active.thread.status_ts)}|follow it here>"
@@ -142,9 +197,8 @@ class RunManager:
 
     # --- the run task ---------------------------------------------------------------------
 
-    async def _drive(self, active: ActiveRun, namespace: str | None,
-                     history: list[dict[str, Any]] | None) -> None:
-        thread = active.thread
+    async def _drive(self, active: ActiveRun) -> None:
+        thread, namespace, history = active.thread, active.namespace, active.history
         logs.run_id_var.set(thread.run_id)  # every log line of this task names the run
         metrics = [MetricsSink(self.metrics)] if self.metrics is not None else []
         try:
@@ -162,6 +216,7 @@ class RunManager:
             await self._record_delivery(active)
         finally:
             self.active.pop(thread.run_id, None)
+            self._start_next()
 
     async def _record_delivery(self, active: ActiveRun) -> None:
         """The audit says where the outcome landed (channel, thread, ephemeral or none)."""
@@ -198,6 +253,14 @@ class RunManager:
     async def cancel(self, run_id: str, user: str) -> str | None:
         """The Cancel button: the requester or on-call may stop a run. Returns what to tell
         the user privately, or None when the run is being cancelled."""
+        queued = self.queue.get(run_id)
+        if queued is not None:
+            if user != queued.thread.requester and user not in await self.desk.policy.members():
+                return "Only the person who asked or on-call can cancel this investigation."
+            self.queue.pop(run_id, None)
+            await self.store.record(run_id, "cancel_requested", {"user": user}, actor=user)
+            await self._end_unstarted([queued], "cancelled", f"cancelled by <@{user}>", by=user)
+            return None
         active = self.active.get(run_id)
         if active is None or active.task is None or active.task.done():
             try:
@@ -214,40 +277,88 @@ class RunManager:
         return None
 
     async def shutdown(self, grace: float) -> None:
-        """Give in-flight runs ``grace`` seconds, then interrupt them (recorded and posted)."""
+        """Stop starting runs; end queued runs as interrupted now; give in-flight runs
+        ``grace`` seconds, then interrupt them. Returns within ``grace + ENDING_S``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace + ENDING_S
+        self.closing = True
+        queued = list(self.queue.values())
+        self.queue.clear()
+        notices: asyncio.Task[None] | None = None
+        if queued:  # their ends are in the audit before this returns; Slack is best effort
+            notices = asyncio.create_task(self._end_unstarted(queued, "interrupted",
+                                                              QUEUED_SHUTDOWN_REASON))
         tasks = [a.task for a in self.active.values() if a.task is not None]
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=grace)
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
         for active in list(self.active.values()):
             if active.task is None or active.task.done():
                 continue
             active.interrupting = True  # the loop records and posts it as interrupted
             active.task.cancel()
-        if pending:
-            # Time to post "interrupted" in each channel; then stop regardless.
-            _, stuck = await asyncio.wait(pending, timeout=5.0)
+        left = [t for t in tasks if not t.done()]
+        if notices is not None:
+            left.append(notices)
+        if left:  # time to post "interrupted" in each thread; then stop regardless
+            _, stuck = await asyncio.wait(left, timeout=max(0.1, deadline - loop.time()))
             for task in stuck:
                 task.cancel()
             if stuck:
-                await asyncio.wait(stuck, timeout=1.0)
+                await asyncio.wait(stuck, timeout=0.5)
+
+    async def _end_unstarted(self, runs: Sequence[ActiveRun], kind: str, reason: str,
+                             by: str | None = None) -> None:
+        """End runs the loop never drove (queued ones): the terminal event through the
+        AuditSink for all of them first, then each root message says so, without its Cancel
+        button. Shielded: a shutdown that stops waiting cannot cut the audit writes short."""
+        audit = AuditSink(self.store, actor="budo")
+        for active in runs:
+            event: RunCancelled | RunInterrupted = (
+                RunCancelled(run_id=active.run_id, reason=reason, turns=0, tokens=0, by=by)
+                if kind == "cancelled" else
+                RunInterrupted(run_id=active.run_id, reason=reason, turns=0, tokens=0))
+            try:
+                await asyncio.shield(audit.emit(event))
+            except BudoError as exc:
+                log.error("run %s: could not record its end: %s", active.run_id, exc)
+            if self.metrics is not None:
+                self.metrics.run_ended(kind, active.sink.elapsed)
+        await asyncio.gather(*(self._close_root(a, kind, reason) for a in runs))
+
+    async def _close_root(self, active: ActiveRun, kind: str, reason: str) -> None:
+        thread = active.thread
+        shown = blocks.Safe(reason) if reason.startswith("cancelled by <@") else reason
+        line = blocks.outcome_status(kind, shown, 0, 0, active.sink.elapsed)
+        text, body = blocks.root_message(thread.question, thread.requester, thread.run_id, line,
+                                         running=False)
+        try:
+            await self.poster.update_now(thread.channel, thread.status_ts, text, body)
+        except SlackError as exc:
+            log.warning("run %s: could not update its message: %s", thread.run_id, exc)
 
     # --- after a restart ------------------------------------------------------------------
 
     async def announce_recovered(self, run_ids: Sequence[str]) -> None:
-        """Runs the store marked interrupted at startup: say so where they lived, and close
-        their approval cards."""
+        """Runs the store marked interrupted at startup: their status message stops saying
+        "running" (and loses its Cancel button), their thread gets a note, and their approval
+        cards are closed."""
         for run_id in run_ids:
             try:
                 record = await self.store.get_run(run_id)
                 if not record.channel or not record.thread_ts:
                     continue
                 elapsed = (record.ended_at or time.time()) - record.started_at
-                link = blocks.permalink(record.channel, record.thread_ts, base=self.link_base)
-                text, body = blocks.failure_message(
-                    "interrupted", record.question, "budo restarted while this was in progress; "
-                    "ask again to resume", run_id, record.turns, record.tokens, elapsed, link)
-                await self.poster.post(record.channel, text, body)
+                events = await self.store.events(run_id)
+                if not any(e.kind == "follow_up" for e in events):
+                    # A top-level run's thread root is its status message; a follow-up's
+                    # status reply is not recorded, so it gets the thread note only.
+                    line = blocks.outcome_status("interrupted", RESTART_NOTE, record.turns,
+                                                 record.tokens, elapsed)
+                    text, body = blocks.root_message(record.question, record.requester,
+                                                     run_id, line, running=False)
+                    await self.poster.update(record.channel, record.thread_ts, text, body)
+                note = f"⚠️ {RESTART_NOTE} (run {run_id})."
+                await self.poster.post(record.channel, note, None, thread_ts=record.thread_ts)
                 for approval in await self.store.approvals(run_id):
                     if approval.message_ts:
                         done_text, done_body = blocks.approval_resolved(

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here runs the budo CLI as a process
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -108,6 +108,7 @@ async def _exit_of(env: dict[str, str]) -> tuple[int, list[str], float]:
         time.monotonic() - started
 
 
+@pytest.mark.slow  # a subprocess
 async def test_a_bad_app_token_exits_non_zero_with_one_line(slack, tmp_path: Path):
     env = clean_env(tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN="xapp-revoked",
                     SLACK_API_URL=slack.api_url, BUDO_ONCALL_USERS="U_LEAD",
@@ -119,6 +120,7 @@ async def test_a_bad_app_token_exits_non_zero_with_one_line(slack, tmp_path: Pat
                      "scope"]
 
 
+@pytest.mark.slow  # a subprocess
 async def test_a_bad_bot_token_exits_non_zero_with_one_line(slack, tmp_path: Path):
     env = clean_env(tmp_path, SLACK_BOT_TOKEN="xoxb-revoked", SLACK_API_URL=slack.api_url,
                     SLACK_SIGNING_SECRET=SIGNING_SECRET, BUDO_ONCALL_USERS="U_LEAD",
