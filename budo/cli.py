@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from budo import __version__
+from budo.config import check_db_directory
 from budo.errors import BudoError
 
 # name -> (module, one-line help)
@@ -90,6 +91,7 @@ def _main(argv: list[str], command: str | None) -> int:
     module = importlib.import_module(args._module)
     runner = getattr(module, f"run_{args._command}", None) or module.run
     try:
+        check_db_directory()
         result = runner(args)
         if inspect.iscoroutine(result):
             result = asyncio.run(result)

@@ -161,8 +161,6 @@ class Settings:
             values[f.name] = _parse(name, raw, f.default)
         if not values.get("db_path"):
             values["db_path"] = str(default_state_dir(env) / "budo.db")  # created on first use
-        else:
-            _check_db_dir(str(values["db_path"]))
         settings = cls(**values)  # type: ignore[arg-type]
         settings._check()
         return settings
@@ -212,10 +210,13 @@ class Settings:
         return self.slack_api_url.rstrip("/") + "/"
 
 
-def _check_db_dir(db_path: str) -> None:
+def check_db_directory(env: Mapping[str, str] | None = None) -> None:
     """Only the default state directory is created; a BUDO_DB in a missing directory is
-    almost always a typo (or an unmounted volume), so say so instead of creating it."""
-    if db_path == ":memory:" or db_path.startswith("file:"):
+    almost always a typo (or an unmounted volume), so say so instead of creating it. Called
+    by the CLI before a command runs (``from_env`` stays free of filesystem I/O)."""
+    env = os.environ if env is None else env
+    db_path = env.get("BUDO_DB", "").strip()
+    if not db_path or db_path == ":memory:" or db_path.startswith("file:"):
         return
     parent = Path(db_path).expanduser().parent
     if not parent.is_dir():

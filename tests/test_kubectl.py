@@ -20,8 +20,12 @@ needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kube
 
 
 async def kubectl(kubeconfig: Path, *args: str) -> tuple[int, str, str]:
+    # kubectl caches discovery and HTTP answers under ~/.kube/cache unless told otherwise:
+    # keep them beside the replay server's kubeconfig (a temp dir removed at stop).
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig),
+           "KUBECACHEDIR": str(kubeconfig.parent / "kube-cache")}
     proc = await asyncio.create_subprocess_exec(
-        "kubectl", *args, env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        "kubectl", *args, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     return proc.returncode or 0, out.decode(), err.decode()
@@ -90,26 +94,29 @@ async def test_budo_sandbox_serves_until_ctrl_c(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kc"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "budo", "sandbox", "checkout-typo", "--kubeconfig", str(kubeconfig),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
     try:
         assert proc.stdout is not None
         banner = await _read_until(proc.stdout, "Ctrl-C")
         assert f"kubeconfig: {kubeconfig}" in banner
         assert f"KUBECONFIG={kubeconfig} kubectl get pods -n shop" in banner
+        assert f"KUBECONFIG={kubeconfig} budo investigate -n shop '" in banner
         api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
         pods = await asyncio.to_thread(api.list_namespaced_pod, "shop")
         assert FRONTEND in {p.metadata.name for p in pods.items}
     finally:
         proc.send_signal(signal.SIGINT)
         _out, err = await asyncio.wait_for(proc.communicate(), timeout=20)
-    assert proc.returncode == 0, err.decode()
+    assert proc.returncode == 130, err.decode()  # Ctrl-C is 130, as everywhere
     assert "Traceback" not in err.decode()
 
 
-async def test_budo_sandbox_rejects_an_unknown_scenario() -> None:
+async def test_budo_sandbox_rejects_an_unknown_scenario(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "budo", "sandbox", "no-such-incident",
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
     _out, err = await asyncio.wait_for(proc.communicate(), timeout=20)
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()

@@ -46,7 +46,7 @@ def test_every_yaml_file_parses_and_kubernetes_objects_name_their_kind():
     for path in files:
         docs = load_yaml(path)
         assert docs, f"{path} is empty"
-        if path.name in {"slack-app.yaml", "kustomization.yaml"}:
+        if path.name in {"slack-app.yaml", "slack-app-http.yaml", "kustomization.yaml"}:
             continue
         for doc in docs:
             assert {"apiVersion", "kind", "metadata"} <= doc.keys(), path
@@ -63,7 +63,7 @@ def test_kustomization_lists_existing_files_and_leaves_out_demo_and_the_example_
         for env_file in generator["envs"]:
             assert (MANIFESTS / env_file).is_file()
     unlisted = {p.name for p in MANIFESTS.glob("*.yaml")} - set(resources) - {
-        "kustomization.yaml", "slack-app.yaml", "secret.example.yaml"}
+        "kustomization.yaml", "slack-app.yaml", "slack-app-http.yaml", "secret.example.yaml"}
     assert not unlisted, f"base files not in the kustomization: {unlisted}"
     assert "Secret" not in {d["kind"] for d in base_docs()}
 
@@ -140,6 +140,21 @@ def test_deployment_is_single_recreate_and_locked_down():
     assert not sc.get("privileged")
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= container["resources"][kind].keys()
+
+
+def test_shutdown_grace_fits_the_termination_period_and_metrics_are_scrapeable():
+    from bot.runs import ENDING_S
+    from bot.serve import DEFAULT_GRACE
+
+    spec = deployment()["spec"]["template"]
+    args = spec["spec"]["containers"][0]["args"]
+    grace = float(args[args.index("--grace") + 1]) if "--grace" in args else DEFAULT_GRACE
+    # grace for in-flight runs, ENDING_S to post "interrupted", ~2 s to flush and close
+    assert grace + ENDING_S + 2 <= spec["spec"]["terminationGracePeriodSeconds"]
+    annotations = spec["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "3000"
+    assert annotations["prometheus.io/path"] == "/metrics"
 
 
 def test_deployment_probes_hit_healthz_and_readyz_on_port_3000():
@@ -225,15 +240,47 @@ def test_slack_app_manifest_has_the_command_scopes_and_socket_mode():
     (command,) = app["features"]["slash_commands"]
     assert command["command"] == "/budo"
     assert command["usage_hint"] == "investigate <question> | runs | export [run-id] | help"
-    assert set(app["oauth_config"]["scopes"]["bot"]) == {
-        "commands", "chat:write", "files:write", "app_mentions:read", "usergroups:read",
-        "users:read"}
+    assert set(app["oauth_config"]["scopes"]["bot"]) == scopes_the_code_needs()
     settings = app["settings"]
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["socket_mode_enabled"] is True
     assert settings["event_subscriptions"]["bot_events"] == ["app_mention"]
     assert settings["org_deploy_enabled"] is False
     assert settings["token_rotation_enabled"] is False
+
+
+# The bot scope each Web API method budo calls needs (docs.slack.dev/reference/methods/<m>).
+# auth.test needs none; apps.connections.open uses the app-level token (connections:write).
+METHOD_SCOPES = {"chat_postMessage": "chat:write", "chat_update": "chat:write",
+                 "chat_postEphemeral": "chat:write", "files_upload_v2": "files:write",
+                 "usergroups_users_list": "usergroups:read", "auth_test": None,
+                 "apps_connections_open": None}
+# Every Web API call goes through SlackPoster._call / .call with the slack_sdk method name.
+SLACK_METHOD = re.compile(r'(?:_call|\.call)\(\s*"([A-Za-z0-9_]+)"')
+
+
+def scopes_the_code_needs() -> set[str]:
+    called = {m for path in (ROOT / "bot").glob("*.py")
+              for m in SLACK_METHOD.findall(path.read_text())}
+    unknown = called - METHOD_SCOPES.keys()
+    assert not unknown, f"add the scope of {unknown} to METHOD_SCOPES and the app manifests"
+    needed = {METHOD_SCOPES[m] for m in called} - {None}
+    # /budo and @budo: the slash command and the app_mention event.
+    return {s for s in needed if s} | {"commands", "app_mentions:read"}
+
+
+def test_the_http_mode_manifest_is_the_socket_mode_one_with_request_urls():
+    (socket,) = load_yaml(MANIFESTS / "slack-app.yaml")
+    (http,) = load_yaml(MANIFESTS / "slack-app-http.yaml")
+    assert http["settings"]["socket_mode_enabled"] is False
+    urls = [http["features"]["slash_commands"][0]["url"],
+            http["settings"]["event_subscriptions"]["request_url"],
+            http["settings"]["interactivity"]["request_url"]]
+    assert all(u.startswith("https://") and u.endswith("/slack/events") for u in urls)
+    assert http["oauth_config"] == socket["oauth_config"]
+    assert http["features"]["bot_user"] == socket["features"]["bot_user"]
+    assert (http["settings"]["event_subscriptions"]["bot_events"]
+            == socket["settings"]["event_subscriptions"]["bot_events"])
 
 
 # ---------------------------------------------------------------- demo patches
