@@ -130,7 +130,7 @@ class BudoBot:
         bolt_client = make_web_client(dataclasses.replace(self.settings, slack_bot_token=None),
                                       session=self._session, backoff=self.slack_backoff,
                                       metrics=self.metrics)
-        self.bolt: AsyncApp = build_bolt_app(bolt_client, self.settings.slack_bot_token,
+        self.bolt: AsyncApp = build_bolt_app(bolt_client, self.settings.slack_bot_token or "",
                                              self.settings.slack_signing_secret, self.handlers,
                                              self.identity)
         self.started = True

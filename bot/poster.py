@@ -67,7 +67,7 @@ class _Backoff(RetryIntervalCalculator):
         self.factor = factor
 
     def calculate_sleep_duration(self, current_attempt: int) -> float:
-        return self.factor * (2 ** current_attempt)
+        return float(self.factor * (2 ** current_attempt))
 
 
 class _Observer(AsyncRetryHandler):

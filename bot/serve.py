@@ -179,10 +179,15 @@ async def run(args: argparse.Namespace) -> int:
               flush=True)
         stop = asyncio.Event()
         got: list[int] = []
+
+        def on_signal(signum: int) -> None:
+            got.append(signum)
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, lambda s=signum: (got.append(s), stop.set()))
+                loop.add_signal_handler(signum, on_signal, signum)
         try:
             await stop.wait()
         finally:

@@ -66,9 +66,14 @@ async def run(args: argparse.Namespace) -> int:
         return 2
     stop = asyncio.Event()
     got: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        got.append(signum)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda sig=sig: (got.append(sig), stop.set()))
+        loop.add_signal_handler(sig, on_signal, sig)
     config = shlex.quote(str(server.kubeconfig))
     namespace = shlex.quote(scenario.namespace)
     print(f"Serving scenario {scenario.name!r} ({scenario.title}) at {server.url}")
