@@ -48,9 +48,10 @@ _MODEL_MISSING_HINTS = ("not found", "does not exist", "model_not_found", "no su
 class _Retryable(Exception):
     """One failed attempt worth retrying; ``final`` is raised when the retries run out."""
 
-    def __init__(self, final: ModelError, delay: float | None = None) -> None:
+    def __init__(self, final: ModelError, delay: float | None = None,
+                 refused: bool = False) -> None:
         super().__init__(str(final))
-        self.final, self.delay = final, delay
+        self.final, self.delay, self.refused = final, delay, refused
 
 
 class OpenAIChatModel:
@@ -69,11 +70,16 @@ class OpenAIChatModel:
         *,
         temperature: float = 0.0,
         check_timeout: float = 2.0,
+        connect_retries: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout = timeout
         self.max_retries = max(0, max_retries)
+        # A refused connection means nothing listens there: the terminal retries it once
+        # (a server restarting), not for seconds. None: as often as any other failure.
+        self.connect_retries = self.max_retries if connect_retries is None else max(
+            0, min(connect_retries, self.max_retries))
         self.backoff = backoff
         self.max_retry_after = max_retry_after
         self.temperature = temperature
@@ -171,20 +177,24 @@ class OpenAIChatModel:
 
     async def _post_with_retries(self, payload: dict[str, Any]) -> dict[str, Any]:
         attempt = 0
+        reported: str | None = None
         while True:
             try:
                 return await self._post_once(payload)
             except _Retryable as failure:
-                if attempt >= self.max_retries:
+                limit = self.connect_retries if failure.refused else self.max_retries
+                if attempt >= limit:
                     raise failure.final from failure.__cause__
                 delay = failure.delay
                 if delay is None:
                     delay = self.backoff * (2**attempt)
                 attempt += 1
-                log.warning(
-                    "model request failed (%s); retry %d/%d in %.1fs",
-                    failure.final, attempt, self.max_retries, delay,
-                )
+                # The reason once (the final error repeats it); later retries just count.
+                reason = ("connection refused" if failure.refused else str(failure.final))
+                shown = "" if reason == reported else f" ({reason})"
+                reported = reason
+                log.warning("model request failed%s; retry %d/%d in %.1fs",
+                            shown, attempt, limit, delay)
                 await asyncio.sleep(delay)
 
     async def _post_once(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +215,7 @@ class OpenAIChatModel:
                 )
             ) from exc
         except httpx.ConnectError as exc:
-            raise _Retryable(self._unreachable(exc)) from exc
+            raise _Retryable(self._unreachable(exc), refused=True) from exc
         except httpx.TransportError as exc:  # dropped mid-reply, protocol errors
             raise _Retryable(
                 ModelResponseError(
@@ -243,6 +253,14 @@ class OpenAIChatModel:
             delay = _retry_after_seconds(response.headers.get("Retry-After"))
             delay = None if delay is None else min(delay, self.max_retry_after)
             raise _Retryable(_http_error(url, status, text), delay=delay)
+        if status in (405, 501):
+            # 501 Not Implemented / 405 Method Not Allowed to a POST: a web server, not a chat
+            # API (Python's http.server, a static site, a proxy's landing page). Not retried.
+            raise ModelResponseError(
+                f"{self.base_url} is not an OpenAI-compatible endpoint (HTTP {status} to POST "
+                f"/chat/completions) — BUDO_LLM_URL should be the /v1 base of Ollama, vLLM, "
+                f"llama.cpp or OpenAI"
+            )
         if status >= 500:
             raise _Retryable(_http_error(url, status, text))
         if status in (401, 403):

@@ -107,7 +107,7 @@ async def run(args: argparse.Namespace) -> int:
         budgets = replace(budgets, max_turns=args.max_turns)
     cluster = Cluster.from_kubeconfig(args.kubeconfig or settings.kubeconfig,
                                       namespaces=settings.namespaces)
-    async with wiring.chat_model(settings) as model:
+    async with wiring.chat_model(settings, connect_retries=1) as model:
         outcome = await investigate(
             args.question, model=model, tools=build_toolbox(cluster, settings.max_replicas),
             db_path=settings.db_path,

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def env_for(tmp_path: Path, **values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SLACK_", "BUDO_", "KUBECONFIG"))}
-    env.update(XDG_STATE_HOME=str(tmp_path / "state"), HOME=str(tmp_path),
-               PYTHONPATH=str(ROOT), BUDO_LLM_URL="http://127.0.0.1:9/v1", **values)
+    env.update({"XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path),
+                "PYTHONPATH": str(ROOT), "BUDO_LLM_URL": "http://127.0.0.1:9/v1", **values})
     return env
 
 
@@ -164,3 +164,41 @@ def test_version_and_serve_help(tmp_path: Path):
     for needed in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET",
                    "BUDO_ONCALL_USERS", "KUBECONFIG", "/invite @budo"):
         assert needed in helped.stdout
+
+
+KUBECONFIG_TEXT = ("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
+                   "    server: http://127.0.0.1:9\ncontexts:\n- name: c\n  context:\n"
+                   "    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n"
+                   "  user: {}\n")
+
+
+def test_an_endpoint_that_is_not_openai_compatible_is_named_as_such(tmp_path: Path):
+    import http.server
+    import threading
+
+    # Python's own http.server: GET serves files, POST is 501 with an HTML error page.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    (tmp_path / "kc").write_text(KUBECONFIG_TEXT)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        result = budo(tmp_path, "investigate", "why?", KUBECONFIG="kc", BUDO_LLM_URL=url)
+    finally:
+        server.shutdown()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "retry" not in result.stderr
+    assert (f"{url} is not an OpenAI-compatible endpoint (HTTP 501 to POST /chat/completions)"
+            in result.stderr.splitlines()[-1])
+    assert "<html" not in result.stdout.lower() + result.stderr.lower()
+
+
+def test_a_refused_connection_is_retried_once_in_the_terminal(tmp_path: Path):
+    (tmp_path / "kc").write_text(KUBECONFIG_TEXT)
+    started = time.monotonic()
+    result = budo(tmp_path, "investigate", "why?", KUBECONFIG="kc",
+                  BUDO_LLM_URL="http://127.0.0.1:9/v1")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    retries = [line for line in result.stderr.splitlines() if "retry" in line]
+    assert retries == ["model request failed (connection refused); retry 1/1 in 0.5s"]
+    assert time.monotonic() - started < 10   # not 3.5 s of back-off on top of start-up
