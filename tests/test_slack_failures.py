@@ -144,3 +144,21 @@ async def test_when_slack_refuses_everything_the_run_still_ends_and_the_audit_sa
         final = slack.message(CHANNEL, root.ts)
         assert "verdict posted" not in final.text
         assert f"budo export {run_id}" in final.text
+
+
+async def test_an_html_500_on_the_approval_card_leaves_no_run_running(slack, scripted_model,
+                                                                    tmp_path: Path):
+    import json
+
+    from tests.test_bot_approvals import DELETE_SCRIPT
+
+    model = await scripted_model(DELETE_SCRIPT)
+    slack.fail_http("chat.postMessage", status=500, times=100,
+                    when=lambda p: "budo_approve" in json.dumps(p.get("blocks") or []))
+    cluster = FakeCluster()
+    async with running_bot(slack, model.url, cluster.tools(), tmp_path) as h:
+        run_id, _root = await _run_to_the_end(h, slack)
+        record = await h.store.get_run(run_id)
+        assert record.status in ("succeeded", "failed")
+        assert cluster.deletions == []      # no card, no approval, no deletion
+        assert (await _delivered(h, run_id))["via"] == "channel"
