@@ -48,16 +48,17 @@ class JsonFormatter(logging.Formatter):
 
 
 class OneLineErrors(logging.Filter):
-    """For chatty libraries that log a full traceback on every retry (slack_sdk's Socket Mode
-    client does, every ~5 s while it cannot connect): keep one line with the error."""
+    """For chatty libraries that log a full traceback, or an error message spanning lines, on
+    every retry (slack_sdk's Socket Mode client does, every ~5 s while it cannot connect):
+    keep one line with the error."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
-            exc = record.exc_info[1]
-            record.msg = f"{record.getMessage()} [{type(exc).__name__}]"
-            record.args = None
+            message = f"{message} [{type(record.exc_info[1]).__name__}]"
             record.exc_info = None
             record.exc_text = None
+        record.msg, record.args = " ".join(message.split()), None
         return True
 
 
