@@ -13,6 +13,7 @@ from scenarios.expand_pods import (
     stable_suffix,
     stable_uid,
 )
+from scenarios.merge import deep_merge, env_list
 from scenarios.times import fmt, parse_time
 
 NAMESPACED = {
@@ -95,13 +96,6 @@ def node_object(spec: dict[str, Any], index: int, now: datetime) -> dict[str, An
             },
         },
     }
-
-
-def env_list(env: Any) -> list[dict[str, Any]]:
-    if isinstance(env, dict):
-        return [{"name": k, "value": str(v) if not isinstance(v, bool) else str(v).lower()}
-                for k, v in env.items()]
-    return [dict(item) for item in env or []]
 
 
 def _container(body: dict[str, Any], name: str) -> dict[str, Any]:
@@ -214,8 +208,6 @@ class Expander:
     def _history(self, w: dict[str, Any], ns: str, name: str, labels: dict[str, str],
                  created: datetime) -> list[dict[str, Any]]:
         """Earlier revisions (`history:`): ReplicaSets scaled to 0, what `rollout undo` uses."""
-        from scenarios.model import deep_merge
-
         sets = []
         for old in w.get("history", []):
             revision = old["revision"]
@@ -362,7 +354,8 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 def endpoints_for(service: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
     """Endpoints as the endpoints controller computes them from the service's selector."""
     ns, name = service["metadata"]["namespace"], service["metadata"]["name"]
-    ready, unready = [], []
+    ready: list[dict[str, Any]] = []
+    unready: list[dict[str, Any]] = []
     for pod in pods:
         if pod["metadata"].get("namespace") != ns or not pod["status"].get("podIP"):
             continue

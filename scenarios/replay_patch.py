@@ -33,14 +33,23 @@ from __future__ import annotations
 import copy
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
 from scenarios.replay_discovery import Resource, status
 
 if TYPE_CHECKING:
-    from scenarios.replay import ReplayServer
+    from scenarios.replay_state import ReplayState
+
+
+class ReplayServer(Protocol):
+    """What PATCH reads of the server (scenarios/replay.py): its state and fault switches."""
+
+    state: ReplayState
+
+    @property
+    def faults(self) -> Any: ...
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
