@@ -3,8 +3,12 @@ cluster and its rollout watched; without it the same card is denied (no TTY)."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
+from agent.protocols import ApprovalRequest, Preview
+from budo.terminal import TerminalApprover
 from tests.test_front_ends import CLOSED_PORT_URL, budo, state_env
 
 pytestmark = pytest.mark.slow
@@ -30,3 +34,22 @@ async def test_demo_without_a_tty_shows_the_diff_and_denies(tmp_path):
     assert code == 0, err
     assert DIFF in out and "🚫 Denied (no TTY to ask for approval: denied)" in out
     assert "cluster: patched" not in out and "✅ rolled out" not in out
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_the_terminal_prompt_shows_the_diff_before_y_n():
+    out = io.StringIO()
+    approver = TerminalApprover(stdin=_Tty("y\n"), out=out)
+    preview = Preview(changes=[DIFF], current="deployment/checkoutservice in shop: 1/1 ready")
+    decision = await approver.request(ApprovalRequest(
+        "r1", "c1", "set_env", {"name": "checkoutservice"}, "set env PAYMENT_SERVICE_ADDR=…",
+        "typo", preview))
+    prompt = out.getvalue()
+    assert decision.approved and prompt.index(DIFF) < prompt.index("[y/N]")
+    denied = await TerminalApprover(stdin=_Tty("\n"), out=io.StringIO()).request(
+        ApprovalRequest("r1", "c2", "set_env", {}, "s", "", preview))
+    assert not denied.approved
