@@ -59,12 +59,12 @@ def test_a_garbage_yaml_kubeconfig_names_the_file_and_the_yaml_problem(tmp_path:
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["--port", "70000"], "budo serve: argument --port: must be 0-65535, got 70000"),
-    (["--port", "http"], "budo serve: argument --port: must be a whole number, got 'http'"),
-    (["--grace", "-5"], "budo serve: argument --grace: must be a finite number of seconds ≥ 0, "
-                        "got '-5'"),
-    (["--grace", "nan"], "budo serve: argument --grace: must be a finite number of seconds ≥ 0, "
-                         "got 'nan'"),
+    (["--port", "70000"], "budo serve: error: argument --port: must be 0-65535, got 70000"),
+    (["--port", "http"], "budo serve: error: argument --port: must be a whole number, got 'http'"),
+    (["--grace", "-5"], "budo serve: error: argument --grace: must be a finite number of "
+                        "seconds ≥ 0, got '-5'"),
+    (["--grace", "nan"], "budo serve: error: argument --grace: must be a finite number of "
+                         "seconds ≥ 0, got 'nan'"),
 ])
 def test_serve_port_and_grace_are_validated(tmp_path: Path, args, expected):
     line = one_line(budo(tmp_path, "serve", *args, **SERVE_ENV))
