@@ -90,6 +90,7 @@ class RunManager:
         self.histories: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self.max_runs = max(1, settings.max_runs)
         self.queue: OrderedDict[str, ActiveRun] = OrderedDict()  # FIFO: oldest first
+        self.starting: set[str] = set()  # recorded, root message still being posted
         self.closing = False     # shutdown has begun: nothing new starts
         self.metrics = metrics
         if metrics is not None:  # read at scrape time: never out of step
@@ -127,6 +128,7 @@ class RunManager:
                 requester=user, namespace=namespace, model=self.settings.llm_model)
         except RunAlreadyActive as exc:
             return None, self._pointer(exc.run_id, channel, thread_ts)
+        self.starting.add(record.id)  # in the store, not yet in the queue or running
         try:
             doing = (f"queued behind {len(self.queue) + 1} other run(s)" if self._full()
                      else "starting")
@@ -139,8 +141,11 @@ class RunManager:
                 await self.store.record(record.id, "follow_up", {"previous_run": previous.id},
                                         actor=user)
         except BudoError as exc:
-            await self._never_started(record.id, f"could not start in Slack: {exc}", exc)
+            if self._claim(record.id):
+                await self._never_started(record.id, f"could not start in Slack: {exc}", exc)
             return None, f"Could not start the investigation: {exc}"
+        if not self._claim(record.id):  # shutdown ended it (in the audit) while we posted
+            return None, "budo is shutting down; ask again in a minute."
         thread = RunThread(record.id, channel, thread_ts or status_ts, status_ts, question, user,
                            self.link_base)
         active = ActiveRun(thread, SlackEventSink(self.poster, thread), namespace=namespace,
@@ -162,6 +167,13 @@ class RunManager:
         return record.id, (f"budo is already running {self.max_runs} investigations (its "
                            f"limit, BUDO_MAX_RUNS). Yours is number {position} in the queue "
                            "and starts as soon as one finishes.")
+
+    def _claim(self, run_id: str) -> bool:
+        """Take a starting run back from the shutdown's reach; False if shutdown ended it."""
+        if run_id not in self.starting:
+            return False
+        self.starting.discard(run_id)
+        return True
 
     def _launch(self, active: ActiveRun) -> None:
         self.active[active.run_id] = active
@@ -305,6 +317,16 @@ class RunManager:
                 task.cancel()
             if stuck:
                 await asyncio.wait(stuck, timeout=0.5)
+        # Runs whose root message is still on its way to Slack: ended in the audit here (the
+        # process is about to exit); start() sees it and does not start them.
+        orphans, self.starting = list(self.starting), set()
+        audit = AuditSink(self.store, actor="budo")
+        for run_id in orphans:
+            try:
+                await asyncio.shield(audit.emit(RunInterrupted(
+                    run_id=run_id, reason=QUEUED_SHUTDOWN_REASON, turns=0, tokens=0)))
+            except BudoError as exc:
+                log.error("run %s: could not record its end: %s", run_id, exc)
 
     async def _end_unstarted(self, runs: Sequence[ActiveRun], kind: str, reason: str,
                              by: str | None = None) -> None:
