@@ -50,3 +50,26 @@ def test_settings_table_lists_every_variable():
     table = settings_table()
     for var in ("BUDO_LLM_URL", "SLACK_API_URL", "BUDO_ONCALL_USERGROUP", "BUDO_DB"):
         assert f"`{var}`" in table
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"BUDO_LLM_TIMEOUT": "nan"}, "BUDO_LLM_TIMEOUT must be a finite number of seconds, got 'nan'"),
+    ({"BUDO_RUN_TIMEOUT": "inf"}, "BUDO_RUN_TIMEOUT must be a finite number of seconds, got 'inf'"),
+    ({"BUDO_MAX_RUNS": "0"}, "BUDO_MAX_RUNS must be a finite number greater than 0, got 0"),
+    ({"BUDO_LOG_FORMAT": "xml"}, "BUDO_LOG_FORMAT must be text or json, got 'xml'"),
+])
+def test_non_finite_numbers_and_unknown_formats_are_refused(env, expected):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert str(caught.value) == expected
+
+
+def test_a_budo_db_in_a_missing_directory_is_refused_and_not_created(tmp_path):
+    from budo.config import check_db_directory
+
+    missing = tmp_path / "no" / "such"
+    with pytest.raises(ConfigError, match=r"BUDO_DB: directory .* does not exist"):
+        check_db_directory({"BUDO_DB": str(missing / "x.db")})
+    assert not (tmp_path / "no").exists()
+    check_db_directory({"BUDO_DB": str(tmp_path / "x.db")})   # an existing directory is fine
+    check_db_directory({})                                    # the default is created on use
