@@ -20,7 +20,6 @@ import contextlib
 import logging
 import math
 import signal
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,9 +173,9 @@ async def run(args: argparse.Namespace) -> int:
     try:
         bot = BudoBot(settings, store, shutdown_grace=args.grace)
         serving = await open_server(bot, args.host, args.port)
-        print(f"budo serve: {serving.mode} · health on http://{args.host}:{serving.port}/healthz"
-              f" · {len(store.recovered)} interrupted run(s) recovered", file=sys.stderr,
-              flush=True)
+        # Log lines, not prints: with BUDO_LOG_FORMAT=json every stderr line is JSON.
+        log.info("budo serve: %s · health on http://%s:%d/healthz · %d interrupted run(s) "
+                 "recovered", serving.mode, args.host, serving.port, len(store.recovered))
         stop = asyncio.Event()
         got: list[int] = []
 
@@ -192,9 +191,8 @@ async def run(args: argparse.Namespace) -> int:
             await stop.wait()
         finally:
             bot.stop_accepting()
-            print(f"budo serve: shutting down ({len(bot.runs.active)} run(s) in flight, "
-                  f"{bot.runs.queued_count} queued, {args.grace:g} s grace)", file=sys.stderr,
-                  flush=True)
+            log.info("budo serve: shutting down (%d run(s) in flight, %d queued, %g s grace)",
+                     len(bot.runs.active), bot.runs.queued_count, args.grace)
             await serving.close()
     finally:
         await store.close()
