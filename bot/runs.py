@@ -248,6 +248,8 @@ class RunManager:
     async def _never_started(self, run_id: str, reason: str, error: BudoError) -> None:
         """A run the loop never got to (Slack refused its first message): end it the same
         way the loop would, through the AuditSink."""
+        if self.metrics is not None:
+            self.metrics.run_ended("failed", 0.0)
         try:
             await AuditSink(self.store, actor="budo").emit(RunFailed(
                 run_id=run_id, reason=reason, error_type=type(error).__name__, turns=0,
