@@ -271,6 +271,21 @@ class SlackPoster:
                 errors.append(str(exc))
         return Delivery("none", None, tuple(errors))
 
+    async def update_final(self, channel: str, ts: str, text: str,
+                           blocks: Blocks = None) -> None:
+        """The last state of a message that must not keep saying "running" (a run's root):
+        ``update_now``, retried after each of ``retry_delays`` while the failure is
+        transient. Raises SlackError when it still fails."""
+        for delay in self.retry_delays:
+            try:
+                await self.update_now(channel, ts, text, blocks)
+                return
+            except SlackError as exc:
+                if exc.code not in TRANSIENT and not exc.code.startswith("http_"):
+                    raise
+            await asyncio.sleep(delay)
+        await self.update_now(channel, ts, text, blocks)
+
     async def upload(self, channel: str, thread_ts: str | None,
                      files: list[dict[str, Any]], comment: str | None = None) -> None:
         """files_upload_v2: getUploadURLExternal, POST the bytes, completeUploadExternal."""

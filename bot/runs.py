@@ -356,7 +356,7 @@ class RunManager:
         text, body = blocks.root_message(thread.question, thread.requester, thread.run_id, line,
                                          running=False)
         try:
-            await self.poster.update_now(thread.channel, thread.status_ts, text, body)
+            await self.poster.update_final(thread.channel, thread.status_ts, text, body)
         except SlackError as exc:
             log.warning("run %s: could not update its message: %s", thread.run_id, exc)
 

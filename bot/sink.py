@@ -251,8 +251,8 @@ class SlackEventSink:
         status_text, status_body = blocks.root_message(
             self.thread.question, self.thread.requester, self.thread.run_id, line, running=False)
         try:
-            await self.poster.update_now(self.thread.channel, self.thread.status_ts,
-                                         status_text, status_body)
+            await self.poster.update_final(self.thread.channel, self.thread.status_ts,
+                                           status_text, status_body)
         except SlackError as exc:
             self.failures += 1
             log.error("run %s: could not update the status message: %s", self.thread.run_id, exc)

@@ -162,3 +162,13 @@ async def test_an_html_500_on_the_approval_card_leaves_no_run_running(slack, scr
         assert record.status in ("succeeded", "failed")
         assert cluster.deletions == []      # no card, no approval, no deletion
         assert (await _delivered(h, run_id))["via"] == "channel"
+
+
+async def test_a_5xx_on_the_final_root_update_is_retried(slack, scripted_model, tmp_path: Path):
+    model = await scripted_model([{"answer": VERDICT}])
+    final = lambda p: "verdict posted" in str(p.get("text", ""))  # noqa: E731
+    slack.fail_http("chat.update", status=503, times=2, when=final)   # each retried by the SDK
+    async with running_bot(slack, model.url, FakeCluster().tools(), tmp_path) as h:
+        _run_id, root = await _run_to_the_end(h, slack)
+        message = slack.message(CHANNEL, root.ts)
+        assert "verdict posted" in message.text and "budo_cancel" not in str(message.blocks)
