@@ -31,6 +31,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from agent.protocols import ChatModel, ToolSpec
+from bot import restart
 from bot.app import build_bolt_app
 from bot.approvals import ApprovalDesk, OnCallPolicy
 from bot.handlers import Handlers
@@ -137,7 +138,8 @@ class BudoBot:
         self.accepting = True
         recovered = list(getattr(self.store, "recovered", []) or [])
         if recovered:
-            self.handlers.spawn(self.runs.announce_recovered(recovered))
+            self.handlers.spawn(restart.announce_recovered(self.store, self.poster, recovered))
+        self.handlers.spawn(restart.announce_unsettled(self.store, self.poster))
 
     async def stop(self, grace: float | None = None) -> None:
         """Runs get ``grace`` seconds to finish, then are interrupted (recorded, posted).

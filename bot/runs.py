@@ -3,8 +3,8 @@
 How a run ends is the loop's to say: it emits one terminal event (verdict, failed, cancelled
 or interrupted — this module tells it which of the last two through ``stop_reason``), the
 AuditSink turns that into the run's final status, and the Slack sink posts it. A run whose
-process dies first is ended by the store's restart recovery (and ``announce_recovered`` fixes
-its Slack messages when the next process starts).
+process dies first is ended by the store's restart recovery (and bot/restart.py fixes its
+Slack messages when the next process starts).
 
 At most ``BUDO_MAX_RUNS`` runs are driven at once; later requests wait in a FIFO queue (the
 requester is told their place) and start in order as slots free. Shutdown has one deadline:
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,8 +46,8 @@ log = logging.getLogger("budo.bot.runs")
 
 SHUTDOWN_REASON = "budo shut down while this was in progress"
 QUEUED_SHUTDOWN_REASON = "budo shut down before this started; ask again"
-RESTART_NOTE = "budo restarted while this was in progress; ask again to resume"
 ENDING_S = 3.0  # after the grace period: posting "interrupted" and flushing Slack
+UNSETTLED = "slack_unsettled"  # audit kind: the next process tells Slack (bot/restart.py)
 HISTORY_KEPT = 200  # follow-up contexts kept in memory (older ones are rebuilt from the store)
 
 
@@ -91,6 +90,8 @@ class RunManager:
         self.max_runs = max(1, settings.max_runs)
         self.queue: OrderedDict[str, ActiveRun] = OrderedDict()  # FIFO: oldest first
         self.starting: set[str] = set()  # recorded, root message still being posted
+        # From shutdown on: runs whose end is in the audit but not yet shown in Slack.
+        self.unsettled: dict[str, ActiveRun] = {}
         self.closing = False     # shutdown has begun: nothing new starts
         self.metrics = metrics
         if metrics is not None:  # read at scrape time: never out of step
@@ -223,6 +224,8 @@ class RunManager:
                 requester=thread.requester, history=history, stop_reason=active.stop_reason)
             self._remember(thread.run_id, outcome.messages)
             await active.sink.close()  # the outcome is in Slack before the run counts as done
+            if active.sink.root_closed:
+                self.unsettled.pop(thread.run_id, None)
             if self.metrics is not None:
                 self.metrics.run_ended(outcome.status, active.sink.elapsed)
             await self._record_delivery(active)
@@ -298,6 +301,7 @@ class RunManager:
         self.closing = True
         queued = list(self.queue.values())
         self.queue.clear()
+        self.unsettled = {a.run_id: a for a in (*queued, *self.active.values())}
         notices: asyncio.Task[None] | None = None
         if queued:  # their ends are in the audit before this returns; Slack is best effort
             notices = asyncio.create_task(self._end_unstarted(queued, "interrupted",
@@ -329,6 +333,15 @@ class RunManager:
                     run_id=run_id, reason=QUEUED_SHUTDOWN_REASON, turns=0, tokens=0)))
             except BudoError as exc:
                 log.error("run %s: could not record its end: %s", run_id, exc)
+        # What Slack was not told in time, the next process tells (bot/restart.py).
+        for run_id in [*self.unsettled, *orphans]:
+            try:
+                await asyncio.shield(self.store.record(run_id, UNSETTLED, {
+                    "reason": "budo exited before Slack showed how this run ended"},
+                    actor="budo"))
+            except BudoError as exc:
+                log.error("run %s: could not record it for the next start: %s", run_id, exc)
+        self.unsettled = {}
 
     async def _end_unstarted(self, runs: Sequence[ActiveRun], kind: str, reason: str,
                              by: str | None = None) -> None:
@@ -357,37 +370,6 @@ class RunManager:
                                          running=False)
         try:
             await self.poster.update_final(thread.channel, thread.status_ts, text, body)
+            self.unsettled.pop(thread.run_id, None)
         except SlackError as exc:
             log.warning("run %s: could not update its message: %s", thread.run_id, exc)
-
-    # --- after a restart ------------------------------------------------------------------
-
-    async def announce_recovered(self, run_ids: Sequence[str]) -> None:
-        """Runs the store marked interrupted at startup: their status message stops saying
-        "running" (and loses its Cancel button), their thread gets a note, and their approval
-        cards are closed."""
-        for run_id in run_ids:
-            try:
-                record = await self.store.get_run(run_id)
-                if not record.channel or not record.thread_ts:
-                    continue
-                elapsed = (record.ended_at or time.time()) - record.started_at
-                events = await self.store.events(run_id)
-                if not any(e.kind == "follow_up" for e in events):
-                    # A top-level run's thread root is its status message; a follow-up's
-                    # status reply is not recorded, so it gets the thread note only.
-                    line = blocks.outcome_status("interrupted", RESTART_NOTE, record.turns,
-                                                 record.tokens, elapsed)
-                    text, body = blocks.root_message(record.question, record.requester,
-                                                     run_id, line, running=False)
-                    await self.poster.update(record.channel, record.thread_ts, text, body)
-                note = f"⚠️ {RESTART_NOTE} (run {run_id})."
-                await self.poster.post(record.channel, note, None, thread_ts=record.thread_ts)
-                for approval in await self.store.approvals(run_id):
-                    if approval.message_ts:
-                        done_text, done_body = blocks.approval_resolved(
-                            approval.tool, "⌛ Expired — denied (budo restarted)")
-                        await self.poster.update(record.channel, approval.message_ts,
-                                                 done_text, done_body)
-            except BudoError as exc:
-                log.warning("could not announce interrupted run %s: %s", run_id, exc)

@@ -86,6 +86,7 @@ class SlackEventSink:
         self.doing = "starting"
         self.outcome_ts: str | None = None  # the top-level outcome message, once posted
         self.delivery: Delivery | None = None  # where the outcome landed, once posted
+        self.root_closed = False     # the status message shows the outcome (no Cancel button)
         self.actions: list[str] = []    # verified actions, for the verdict message
         self.posted = 0              # messages this sink posted (benchmarks check none is lost)
         self.failures = 0            # Slack calls that failed (logged, the run goes on)
@@ -253,6 +254,7 @@ class SlackEventSink:
         try:
             await self.poster.update_final(self.thread.channel, self.thread.status_ts,
                                            status_text, status_body)
+            self.root_closed = True
         except SlackError as exc:
             self.failures += 1
             log.error("run %s: could not update the status message: %s", self.thread.run_id, exc)

@@ -173,3 +173,37 @@ async def test_sigterm_with_50_queued_and_10_in_flight_exits_inside_30_s(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_what_slack_was_not_told_at_shutdown_the_next_process_tells(
+        slack, scripted_model, tmp_path: Path):
+    model = await scripted_model([STALL])
+    async with running_bot(slack, model.url, FakeCluster().tools(), tmp_path, max_runs=2) as h:
+        roots = await ask(h, 3)
+        ids = [run_id_of(r) for r in roots]
+        await slack.wait_for(lambda: len(h.bot.runs.active) == 2 and h.bot.runs.queued_count == 1)
+        slack.fail_http("chat.update", status=503, times=10_000)   # Slack is down at shutdown
+        slack.fail_http("chat.postMessage", status=503, times=10_000)
+        await h.serving.close(grace=0.2)
+        for run_id in ids:
+            assert (await h.store.get_run(run_id)).status == "interrupted"
+            assert (await h.store.events(run_id))[-1].kind == "slack_unsettled"
+        assert all(has_cancel(slack.message(CHANNEL, r.ts)) for r in roots)  # still "running"
+
+    slack.heal()
+    model = await scripted_model([])
+    async with running_bot(slack, model.url, [], tmp_path) as h:
+        for root in roots:
+            await slack.wait_for(lambda root=root: not has_cancel(slack.message(CHANNEL, root.ts)))
+            assert "interrupted" in slack.message(CHANNEL, root.ts).text
+            notes = await slack.wait_for(lambda root=root: [
+                m for m in slack.thread(CHANNEL, root.ts) if "budo shut down" in m.text])
+            assert len(notes) == 1
+        await slack.wait_for(lambda: not h.bot.handlers.tasks)
+        for run_id in ids:
+            assert (await h.store.events(run_id))[-1].kind == "slack_settled"
+    async with running_bot(slack, model.url, [], tmp_path) as h:   # told once, not again
+        await slack.wait_for(lambda: not h.bot.handlers.tasks)
+        for root in roots:
+            notes = [m for m in slack.thread(CHANNEL, root.ts) if "budo shut down" in m.text]
+            assert len(notes) == 1

@@ -136,6 +136,10 @@ class SlackEmulator:
         `when(params)` narrows it to some calls (e.g. only top-level posts)."""
         self.limits.fail_http(method, status, body, content_type, times, when)
 
+    def heal(self) -> None:
+        """Slack is back: injected failures (fail, fail_http, rate_limit) stop."""
+        self.limits = Limits()
+
     def revoke(self, token: str) -> None:
         """Revoke a bot or app token: later calls with it answer `invalid_auth` (HTTP 200),
         what Slack answers for a revoked or uninstalled token (docs: auth.test errors)."""
