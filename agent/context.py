@@ -1,0 +1,210 @@
+"""The context budget: how many tokens a request will take, and compaction when it would not fit.
+
+Why this exists: Ollama's OpenAI endpoint silently drops the oldest non-system messages once a
+conversation exceeds ``num_ctx`` (ollama server/prompt.go ``chatPrompt``), which loses the
+user's question first; vLLM, llama.cpp, OpenAI and LM Studio refuse with a 400 instead. Either
+way a run that has done all its tool work ends wrong. So before every request the loop asks
+``ContextBudget.fit`` to make the conversation fit ``window - reply_reserve``.
+
+Estimating tokens: chars/4 undercounts tool output about 2x (a 200-line JSON log is ~2.1 chars
+per token with the Qwen tokenizer: digits are one token each, punctuation rarely merges), so
+tool results are counted at 2.2 chars/token, schemas at 3 and prose at 3.5, plus a few tokens of chat-template
+framing per message. ``calibrate`` then scales the estimate by what the server reports in
+``usage.prompt_tokens``, turn by turn.
+
+Compacting: oldest tool results first become their FINDINGS lines, their first lines and a note
+that the whole output is in the audit trail. Never touched: the system prompt, every user
+message (the question above all) and the results of the latest turn. Harder levels (after an
+overflow) shrink older results to the FINDINGS alone, shorten old reasoning, and finally clip
+the latest results; a conversation that still does not fit is reported as such and the loop
+asks for the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.guards import UNTRUSTED_BEGIN, UNTRUSTED_END, clip, wrap_untrusted
+
+DEFAULT_CONTEXT_TOKENS = 32768
+CHARS_PER_TOKEN_PROSE = 3.5   # English prompt text: ~4.2 with Qwen's tokenizer
+CHARS_PER_TOKEN_DATA = 2.2    # tool output: JSON logs ~2.0-2.4, describe/events ~3.4
+CHARS_PER_TOKEN_SCHEMA = 3.0  # the tool schemas rendered into the prompt: ~3.3
+MESSAGE_OVERHEAD = 6           # <|im_start|>role\n ... <|im_end|>\n and friends
+REPLY_RESERVE_MAX = 2048       # room kept for the answer (and any reasoning before it)
+HEAD_LINES = 3                 # first lines kept of a compacted result
+REASONING_KEEP = 200           # characters of old assistant text kept at the hardest level
+# A reported prompt this far below our estimate means the server cut the conversation.
+TRUNCATION_RATIO = 0.7
+COMPACTED_MARK = "[compacted by budo:"
+_BEGIN_PREFIX = UNTRUSTED_BEGIN.split("{tool}")[0]
+
+
+def raw_tokens(message: dict[str, Any]) -> float:
+    """An uncalibrated estimate for one message."""
+    content = message.get("content") or ""
+    if not isinstance(content, str):
+        content = json.dumps(content)
+    per = CHARS_PER_TOKEN_DATA if message.get("role") == "tool" else CHARS_PER_TOKEN_PROSE
+    tokens = len(content) / per + MESSAGE_OVERHEAD
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+        tokens += (len(str(function.get("name") or "")) + len(text)) / CHARS_PER_TOKEN_DATA + 8
+    return tokens
+
+
+def raw_tools_tokens(tools: list[dict[str, Any]] | None) -> float:
+    return len(json.dumps(tools)) / CHARS_PER_TOKEN_SCHEMA if tools else 0.0
+
+
+@dataclass
+class Compaction:
+    """What one ``fit`` did: for the typed event and the tests."""
+
+    before: int
+    after: int
+    level: int
+    compacted_calls: list[str] = field(default_factory=list)
+    fits: bool = True
+
+
+@dataclass
+class ContextBudget:
+    window: int
+    source: str = "BUDO_CONTEXT_TOKENS"
+    scale: float = 1.0            # calibrated: reported prompt tokens / our raw estimate
+    reply_reserve: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.reply_reserve:
+            self.reply_reserve = min(REPLY_RESERVE_MAX, self.window // 4)
+
+    @property
+    def limit(self) -> int:
+        """Tokens the prompt may take: the window minus room for the reply."""
+        return max(256, self.window - self.reply_reserve)
+
+    def raw(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> float:
+        return sum(raw_tokens(m) for m in messages) + raw_tools_tokens(tools)
+
+    def estimate(self, messages: list[dict[str, Any]],
+                 tools: list[dict[str, Any]] | None = None) -> int:
+        return math.ceil(self.raw(messages, tools) * self.scale)
+
+    def truncated_by_server(self, estimate: int, reported: int) -> bool:
+        """The server counted far fewer tokens than we sent: it dropped part of the prompt."""
+        return estimate > 512 and reported < estimate * TRUNCATION_RATIO
+
+    def calibrate(self, raw: float, reported: int) -> None:
+        """Learn the tokenizer's ratio from ``usage.prompt_tokens`` (never from a truncated
+        reply; the caller checks ``truncated_by_server`` first)."""
+        if raw > 0 and reported > 0:
+            self.scale = min(3.0, max(0.5, reported / raw))
+
+    def shrink_to(self, tokens: int, source: str) -> None:
+        """The server told us (or showed us) its real window."""
+        if 0 < tokens < self.window:
+            self.window, self.source = tokens, source
+            self.reply_reserve = min(self.reply_reserve, max(256, tokens // 4))
+
+    # --- compaction -------------------------------------------------------------------------
+
+    def fit(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+            *, hardest: int = 2) -> Compaction | None:
+        """Compact ``messages`` in place until they fit ``limit``; None when nothing was needed.
+        ``hardest`` bounds the levels tried (3 also clips the latest results)."""
+        before = self.estimate(messages, tools)
+        if before <= self.limit:
+            return None
+        protected = _protected(messages)
+        done: list[str] = []
+        level = 0
+        for level in range(1, hardest + 1):
+            for i, message in enumerate(messages):
+                if self.estimate(messages, tools) <= self.limit:
+                    break
+                if level < 3 and i in protected:
+                    continue
+                if _compact(message, level, self.limit) and message.get("tool_call_id"):
+                    call_id = str(message["tool_call_id"])
+                    if call_id not in done:
+                        done.append(call_id)
+            if self.estimate(messages, tools) <= self.limit:
+                break
+        after = self.estimate(messages, tools)
+        return Compaction(before, after, level, done, fits=after <= self.limit)
+
+
+def _protected(messages: list[dict[str, Any]]) -> set[int]:
+    """System prompt, every user message, and everything after the last assistant message (the
+    latest results)."""
+    keep = {i for i, m in enumerate(messages) if m.get("role") in ("system", "user")}
+    last_assistant = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"),
+                         default=-1)
+    keep.update(range(last_assistant + 1, len(messages)))
+    return keep
+
+
+def _compact(message: dict[str, Any], level: int, limit: int) -> bool:
+    """Shrink one message for ``level``; True when it changed."""
+    role = message.get("role")
+    content = message.get("content") or ""
+    if not isinstance(content, str):
+        return False
+    if role == "tool":
+        tool = str(message.get("name") or "tool")
+        if level == 3:  # the latest result itself: keep head and tail within a share of limit
+            inner, wrapped = _unwrap(content)
+            budget = max(400, int(limit * CHARS_PER_TOKEN_DATA / 3))
+            if len(inner) <= budget:
+                return False
+            clipped = clip(inner, budget).text
+            message["content"] = wrap_untrusted(tool, clipped) if wrapped else clipped
+            return True
+        if level == 1 and content.startswith(COMPACTED_MARK):
+            return False  # already compacted: newer results go first before this shrinks more
+        new = compacted_result(content, tool, head_lines=HEAD_LINES if level == 1 else 0)
+        if len(new) >= len(content):
+            return False
+        message["content"] = new
+        return True
+    if role == "assistant" and level >= 2 and len(content) > REASONING_KEEP:
+        message["content"] = content[:REASONING_KEEP] + " …"
+        return True
+    return False
+
+
+def compacted_result(content: str, tool: str, *, head_lines: int = HEAD_LINES) -> str:
+    """A tool result reduced to its FINDINGS and first lines, with a note saying where the rest
+    is. The kept data stays inside the untrusted delimiters; our note is outside them."""
+    inner, wrapped = _unwrap(content)
+    if inner.startswith(COMPACTED_MARK):  # already compacted once: keep only the FINDINGS now
+        inner = "\n".join(line for line in inner.splitlines()[1:] if line.startswith("FINDINGS"))
+    lines = inner.splitlines()
+    findings = [line for line in lines if line.startswith("FINDINGS")]
+    head = [line[:300] for line in lines[:head_lines] if not line.startswith("FINDINGS")]
+    note = (f"{COMPACTED_MARK} this {tool} result ({len(lines)} lines) was shortened to fit the "
+            f"model's context; the full output is in the audit trail. Call the tool again, "
+            f"narrower, if you need more of it.]")
+    kept = "\n".join([*head, *findings]) or "(no FINDINGS lines)"
+    data = wrap_untrusted(tool, kept) if wrapped else kept
+    return f"{note}\n{data}"
+
+
+def _unwrap(content: str) -> tuple[str, bool]:
+    """The data inside our untrusted delimiters (skipping a compaction note before them)."""
+    start = content.find(_BEGIN_PREFIX)
+    end = content.rfind(UNTRUSTED_END)
+    if start < 0 or end < start:
+        return content, False
+    body_start = content.find("\n", start)
+    prefix = content[:start].strip()
+    inner = content[body_start + 1 : end].rstrip("\n")
+    if prefix.startswith(COMPACTED_MARK):
+        inner = f"{prefix}\n{inner}"
+    return inner, True
