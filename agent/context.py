@@ -8,16 +8,16 @@ way a run that has done all its tool work ends wrong. So before every request th
 
 Estimating tokens: chars/4 undercounts tool output about 2x (a 200-line JSON log is ~2.1 chars
 per token with the Qwen tokenizer: digits are one token each, punctuation rarely merges), so
-tool results are counted at 2.2 chars/token, schemas at 3 and prose at 3.5, plus a few tokens of chat-template
-framing per message. ``calibrate`` then scales the estimate by what the server reports in
-``usage.prompt_tokens``, turn by turn.
+tool results are counted at 2.2 chars/token, schemas at 3 and prose at 3.5, plus a few
+tokens of chat-template framing per message. ``calibrate`` then scales the estimate by what
+the server reports in ``usage.prompt_tokens``, turn by turn.
 
 Compacting: oldest tool results first become their FINDINGS lines, their first lines and a note
-that the whole output is in the audit trail. Never touched: the system prompt, every user
-message (the question above all) and the results of the latest turn. Harder levels (after an
-overflow) shrink older results to the FINDINGS alone, shorten old reasoning, and finally clip
-the latest results; a conversation that still does not fit is reported as such and the loop
-asks for the answer.
+that the whole output is in the audit trail. Never dropped: the system prompt, every user
+message (the question above all) and the results of the latest turn. Harder levels shrink
+older results to the FINDINGS alone and shorten old reasoning, and the last resort clips the
+latest results to head + tail; a conversation that still does not fit is reported as such and
+the loop asks for the answer without tools.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ CHARS_PER_TOKEN_DATA = 2.2    # tool output: JSON logs ~2.0-2.4, describe/events
 CHARS_PER_TOKEN_SCHEMA = 3.0  # the tool schemas rendered into the prompt: ~3.3
 MESSAGE_OVERHEAD = 6           # <|im_start|>role\n ... <|im_end|>\n and friends
 REPLY_RESERVE_MAX = 2048       # room kept for the answer (and any reasoning before it)
+REPLY_RESERVE_SHARE = 8        # ... at most 1/8 of the window: answers are a few hundred tokens
 HEAD_LINES = 3                 # first lines kept of a compacted result
 REASONING_KEEP = 200           # characters of old assistant text kept at the hardest level
 # A reported prompt this far below our estimate means the server cut the conversation.
@@ -82,7 +83,7 @@ class ContextBudget:
 
     def __post_init__(self) -> None:
         if not self.reply_reserve:
-            self.reply_reserve = min(REPLY_RESERVE_MAX, self.window // 4)
+            self.reply_reserve = min(REPLY_RESERVE_MAX, self.window // REPLY_RESERVE_SHARE)
 
     @property
     def limit(self) -> int:
@@ -110,7 +111,7 @@ class ContextBudget:
         """The server told us (or showed us) its real window."""
         if 0 < tokens < self.window:
             self.window, self.source = tokens, source
-            self.reply_reserve = min(self.reply_reserve, max(256, tokens // 4))
+            self.reply_reserve = min(self.reply_reserve, max(256, tokens // REPLY_RESERVE_SHARE))
 
     # --- compaction -------------------------------------------------------------------------
 
@@ -126,11 +127,15 @@ class ContextBudget:
         level = 0
         for level in range(1, hardest + 1):
             for i, message in enumerate(messages):
-                if self.estimate(messages, tools) <= self.limit:
+                total = self.estimate(messages, tools)
+                if total <= self.limit:
                     break
                 if level < 3 and i in protected:
                     continue
-                if _compact(message, level, self.limit) and message.get("tool_call_id"):
+                # Level 3 clips a result to what the rest of the conversation leaves free.
+                room = self.limit - (total - math.ceil(raw_tokens(message) * self.scale))
+                room_chars = int(max(0, room) * CHARS_PER_TOKEN_DATA / self.scale * 0.9)
+                if _compact(message, level, room_chars) and message.get("tool_call_id"):
                     call_id = str(message["tool_call_id"])
                     if call_id not in done:
                         done.append(call_id)
@@ -150,8 +155,8 @@ def _protected(messages: list[dict[str, Any]]) -> set[int]:
     return keep
 
 
-def _compact(message: dict[str, Any], level: int, limit: int) -> bool:
-    """Shrink one message for ``level``; True when it changed."""
+def _compact(message: dict[str, Any], level: int, room_chars: int) -> bool:
+    """Shrink one message for ``level`` (3: to about ``room_chars``); True when it changed."""
     role = message.get("role")
     content = message.get("content") or ""
     if not isinstance(content, str):
@@ -160,7 +165,7 @@ def _compact(message: dict[str, Any], level: int, limit: int) -> bool:
         tool = str(message.get("name") or "tool")
         if level == 3:  # the latest result itself: keep head and tail within a share of limit
             inner, wrapped = _unwrap(content)
-            budget = max(400, int(limit * CHARS_PER_TOKEN_DATA / 3))
+            budget = max(400, room_chars - 200)  # the delimiters and the marker take ~200
             if len(inner) <= budget:
                 return False
             clipped = clip(inner, budget).text

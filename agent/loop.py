@@ -253,8 +253,7 @@ class _Run:
                   overflows: int) -> list[dict[str, Any]]:
         """Compact until the request fits; when even the hardest compaction does not, take the
         tools away and ask for the answer. Returns the schemas to offer."""
-        hardest = 3 if overflows else 2
-        done = budget.fit(self.messages, schemas or None, hardest=hardest)
+        done = budget.fit(self.messages, schemas or None, hardest=3)
         if done is not None and not done.fits and schemas:
             schemas = []
             self.messages.append({"role": "user", "content": prompts.CONTEXT_FULL_NOTE})

@@ -102,6 +102,7 @@ class ScriptedModelServer:
         reasoning: bool = False,
         tools_configured: bool = True,
         served_models: list[str] | None = None,
+        native_api: bool = True,
     ) -> None:
         if flavour not in servers.FLAVOURS:
             raise ValueError(f"unknown flavour {flavour!r}; one of {servers.FLAVOURS}")
@@ -116,6 +117,7 @@ class ScriptedModelServer:
         self.reasoning = reasoning                           # an OpenAI o-series/gpt-5 model
         self.tools_configured = tools_configured             # llama.cpp --jinja, vLLM tool parser
         self.served_models = served_models or [model]
+        self.native_api = native_api  # False: Ollama behind a proxy that passes only /v1
         self._script_fn: TurnFunction | None = turns if callable(turns) else None
         self._turns = [] if callable(turns) else parse_turns(list(turns))
         self._cursor = 0
@@ -135,7 +137,7 @@ class ScriptedModelServer:
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        if self.flavour == "ollama":
+        if self.flavour == "ollama" and self.native_api:
             app.router.add_get("/api/version", self._ollama_version)
             app.router.add_post("/api/show", self._ollama_show)
             app.router.add_post("/api/chat", self._ollama_chat)
@@ -460,6 +462,10 @@ class ScriptedModelServer:
             produced = content + "".join(c.tool + c.arguments_text() for c in calls)
             # What the model was given, after any truncation, counted like a real tokenizer.
             prompt_tokens = servers.prompt_tokens(seen, tools)
+            if self.flavour == "ollama" and self.num_ctx:
+                # When system + the last message alone exceed num_ctx, Ollama's runner cuts the
+                # prompt itself (runner.go: "truncating input prompt" limit=4096 ... new=4096).
+                prompt_tokens = min(prompt_tokens, self.num_ctx[-1])
             counts = (prompt_tokens, max(1, len(produced) // 4))
         return message, finish or ("tool_calls" if calls else "stop"), counts
 
