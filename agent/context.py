@@ -213,3 +213,19 @@ def _unwrap(content: str) -> tuple[str, bool]:
     if prefix.startswith(COMPACTED_MARK):
         inner = f"{prefix}\n{inner}"
     return inner, True
+
+
+def notice(event: Any) -> str:
+    """One line for a human about a ContextCompacted or ContextTruncated event (terminal and
+    Slack thread say the same thing)."""
+    if event.kind == "context_truncated":
+        return f"⚠️ {event.message}"
+    results = len(event.call_ids)
+    what = f"{results} older tool result{'s' if results != 1 else ''}" if results else "history"
+    why = "the server refused an overlong prompt; " if event.reason == "overflow" else ""
+    line = (f"📦 {why}compacted {what} to fit the model's {event.window:,}-token context "
+            f"({event.source}): ~{event.before_tokens:,} → ~{event.after_tokens:,} tokens; "
+            f"full outputs stay in the audit trail")
+    if not event.fits:
+        line += "; still too long, so the model answers from what it has"
+    return line

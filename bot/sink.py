@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from agent.context import notice as context_notice
 from agent.events import (
     ApprovalDecided,
     ApprovalRequested,
@@ -146,6 +147,9 @@ class SlackEventSink:
         elif isinstance(event, ApprovalDecided):
             self.doing = "approved, running" if event.approved else "denied, carrying on"
             self._status()
+        elif event.kind in ("context_compacted", "context_truncated"):
+            line = context_notice(event)  # our own words and numbers, escaped all the same
+            await self._post(line, [blocks.context(blocks.escape(line))])
 
     async def _tool_finished(self, event: ToolFinished) -> None:
         call = self.calls.get(event.call_id)

@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from agent.context import notice as context_notice
 from agent.events import (
     ApprovalDecided,
     ApprovalRequested,
@@ -114,6 +115,8 @@ class TerminalSink:
             for line in preview(event.output):
                 style = "33" if line.startswith("FINDINGS:") else "2"
                 p("  │      " + self._style(line, style))
+        elif event.kind in ("context_compacted", "context_truncated"):
+            p(self._style(f"  │    {context_notice(event)}", "2"))
         elif isinstance(event, Truncated):
             p(self._style(f"  │    ✂ output clipped: {event.omitted_lines} lines omitted", "2"))
         elif isinstance(event, Redacted):

@@ -8,6 +8,7 @@ the server let it see, it answers something else, so a client that loses the que
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from agent.loop import Budgets, run_investigation
 from agent.model import OpenAIChatModel
 from agent.protocols import ApprovalDecision, ApprovalRequest
 from agent.tools import build_toolbox
+from budo.console import TerminalSink
 from scenarios import load_scenario
 
 SCENARIO = load_scenario("checkout-typo")
@@ -72,7 +74,8 @@ class Deny:
 
 
 async def investigate(replay, scripted_model, *, budgets: Budgets | None = None,
-                      client: dict[str, Any] | None = None, **server_options: Any):
+                      client: dict[str, Any] | None = None, sinks: list[Any] | None = None,
+                      **server_options: Any):
     cluster = await replay("checkout-typo")
     script = Forgetful(golden_with_unfiltered_log())
     server = await scripted_model(script, **server_options)
@@ -82,7 +85,8 @@ async def investigate(replay, scripted_model, *, budgets: Budgets | None = None,
         outcome = await run_investigation(
             QUESTION, run_id="r-servers", model=model,
             tools=build_toolbox(Cluster.from_kubeconfig(str(cluster.kubeconfig))),
-            sinks=[trail], approver=Deny(), budgets=budgets or Budgets(), namespace="shop")
+            sinks=[trail, *(sinks or [])], approver=Deny(), budgets=budgets or Budgets(),
+            namespace="shop")
     return outcome, trail, server, script
 
 
@@ -130,14 +134,18 @@ async def test_ollama_behind_an_openai_only_proxy_is_compacted_to_its_context(
 async def test_silent_truncation_is_detected_reported_and_recovered(replay, scripted_model):
     """Budget left at the 32768 default against a 4096 Ollama /v1: the server drops the
     question; budo sees the prompt count fall short, says so, and asks again within 4096."""
+    terminal = io.StringIO()
     outcome, trail, server, script = await investigate(
-        replay, scripted_model, flavour="ollama", context_tokens=4096, native_api=False)
+        replay, scripted_model, flavour="ollama", context_tokens=4096, native_api=False,
+        sinks=[TerminalSink(terminal, color=False)])
     assert_right_verdict(outcome)
     [notice] = trail.of("context_truncated")
     assert notice.window == 4096 and notice.reported_tokens < notice.estimated_tokens
     assert "OLLAMA_CONTEXT_LENGTH" in notice.message
     assert script.lost  # the server really did drop it once …
     assert any(QUESTION in str(m.get("content")) for m in server.seen[-1])  # … and not after
+    shown = terminal.getvalue()
+    assert "silently dropped the oldest messages" in shown and "📦" in shown
 
 
 # --- Done when: vLLM with a small max_model_len ----------------------------------------------
