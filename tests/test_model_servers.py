@@ -19,6 +19,7 @@ from agent.model import OpenAIChatModel
 from agent.protocols import ApprovalDecision, ApprovalRequest
 from agent.tools import build_toolbox
 from budo.console import TerminalSink
+from budo.evaluate import evaluate_one, render_table
 from scenarios import load_scenario
 
 SCENARIO = load_scenario("checkout-typo")
@@ -42,13 +43,17 @@ class Forgetful:
     """Plays ``turns`` in order, one per distinct conversation state; answers WRONG when the
     question is not among the messages the server left the model."""
 
-    def __init__(self, turns: list[dict[str, Any]]) -> None:
+    def __init__(self, turns: list[dict[str, Any]],
+                 prelude: list[dict[str, Any]] | None = None) -> None:
         self.turns = turns
+        self.prelude = list(prelude or [])  # served first, whatever the conversation
         self.lost: list[int] = []
         self.requests = 0
 
     def __call__(self, body: dict[str, Any]) -> dict[str, Any] | None:
         self.requests += 1
+        if self.prelude:
+            return self.prelude.pop(0)
         seen = body["messages"]
         if not any(QUESTION in str(m.get("content")) for m in seen):
             self.lost.append(self.requests)
@@ -196,3 +201,18 @@ async def test_an_overflow_that_nothing_fixes_fails_naming_the_setting(
     assert outcome.status == "failed"
     assert setting in outcome.reason
     assert "\n" not in outcome.reason
+
+
+# --- budo eval reports what it took -----------------------------------------------------------
+
+
+async def test_eval_counts_compactions_nudges_and_truncations(scripted_model):
+    plan = {"say": "I will first list the pods, then read the frontend logs."}
+    server = await scripted_model(Forgetful(golden_with_unfiltered_log(), prelude=[plan]),
+                                  flavour="ollama", context_tokens=4096, native_api=False)
+    async with OpenAIChatModel(server.url, "qwen2.5:14b", max_retries=0) as model:
+        result = await evaluate_one("checkout-typo", model, Budgets())
+    assert result.passed, result.note
+    assert result.nudges == 1 and result.truncations == 1 and result.compactions >= 1
+    table = render_table([result], "qwen2.5:14b")
+    assert "compactions" in table and "raise its context" in table

@@ -41,7 +41,7 @@ async def golden(replay, scripted_model, options):
 
 @pytest.mark.parametrize("name", list(SERVERS))
 async def test_every_server_flavour_reaches_the_verdict(replay, scripted_model, name):
-    outcome, trail, server, flavour = await golden(replay, scripted_model, SERVERS[name])
+    outcome, trail, _, flavour = await golden(replay, scripted_model, SERVERS[name])
     assert_right_verdict(outcome)
     assert flavour == {"ollama-native": "ollama", "ollama-v1": "unknown",
                        "vllm-hermes": "vllm", "llamacpp": "llamacpp", "openai": "openai",
