@@ -113,26 +113,52 @@ async def test_500_then_success_is_retried(client_for) -> None:
     assert len(server.requests) == 2
 
 
+class Sleeps:
+    """An injected sleep: records the delays the client chose instead of waiting them."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
 async def test_429_retry_after_is_honoured(client_for) -> None:
-    server, client = await client_for([{"fault": "429", "retry_after": 1}, {"answer": "ok"}])
-    started = time.monotonic()
+    sleeps = Sleeps()
+    server, client = await client_for([{"fault": "429", "retry_after": 7}, {"answer": "ok"}],
+                                      sleep=sleeps)
     completion = await client.complete(QUESTION)
-    assert time.monotonic() - started >= 0.9
+    assert sleeps.delays == [7.0]
     assert completion.content == "ok"
     assert len(server.requests) == 2
 
 
-async def test_429_retry_after_http_date_is_parsed_and_capped(client_for) -> None:
-    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+async def test_429_retry_after_http_date_is_parsed_against_the_clock_and_capped(
+        client_for) -> None:
+    now = 1_800_000_000.0
+    sleeps = Sleeps()
+    soon = email.utils.formatdate(now + 12, usegmt=True)
+    later = email.utils.formatdate(now + 300, usegmt=True)
     _, client = await client_for(
-        [{"fault": "429", "retry_after": later}, {"answer": "ok"}], max_retry_after=0.4
-    )
-    started = time.monotonic()
+        [{"fault": "429", "retry_after": soon}, {"fault": "429", "retry_after": later},
+         {"answer": "ok"}], max_retry_after=30, sleep=sleeps, clock=lambda: now)
     completion = await client.complete(QUESTION)
-    elapsed = time.monotonic() - started
-    # waited the cap (0.4 s), not the 30 s asked for, nor the 0.01 s backoff
-    assert 0.35 <= elapsed < 5
+    assert sleeps.delays == [12.0, 30.0]  # the date's distance from our clock; then the cap
     assert completion.content == "ok"
+
+
+async def test_backoff_doubles_from_the_configured_base(client_for) -> None:
+    sleeps = Sleeps()
+    _, client = await client_for([{"fault": "500", "times": 3}, {"answer": "ok"}],
+                                 backoff=0.5, max_retries=3, sleep=sleeps)
+    assert (await client.complete(QUESTION)).content == "ok"
+    assert sleeps.delays == [0.5, 1.0, 2.0]
+
+
+async def test_the_defaults_are_three_retries_from_half_a_second() -> None:
+    client = OpenAIChatModel("http://127.0.0.1:9/v1", "m")
+    assert (client.max_retries, client.backoff, client.max_retry_after) == (3, 0.5, 30.0)
+    await client.aclose()
 
 
 async def test_stall_past_timeout_raises_model_timeout_after_retries(client_for) -> None:
