@@ -116,7 +116,7 @@ class ContextBudget:
     # --- compaction -------------------------------------------------------------------------
 
     def fit(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-            *, hardest: int = 2) -> Compaction | None:
+            *, hardest: int = 3) -> Compaction | None:
         """Compact ``messages`` in place until they fit ``limit``; None when nothing was needed.
         ``hardest`` bounds the levels tried (3 also clips the latest results)."""
         before = self.estimate(messages, tools)
