@@ -40,6 +40,7 @@ HEAD_LINES = 3                 # first lines kept of a compacted result
 REASONING_KEEP = 200           # characters of old assistant text kept at the hardest level
 # A reported prompt this far below our estimate means the server cut the conversation.
 TRUNCATION_RATIO = 0.7
+WINDOW_MARGIN = 1.05           # our calibrated estimate is within a few percent of the truth
 COMPACTED_MARK = "[compacted by budo:"
 _BEGIN_PREFIX = UNTRUSTED_BEGIN.split("{tool}")[0]
 
@@ -80,6 +81,7 @@ class ContextBudget:
     source: str = "BUDO_CONTEXT_TOKENS"
     scale: float = 1.0            # calibrated: reported prompt tokens / our raw estimate
     reply_reserve: int = 0
+    calibrated: bool = False      # scale has been learnt from at least one server count
 
     def __post_init__(self) -> None:
         if not self.reply_reserve:
@@ -98,14 +100,23 @@ class ContextBudget:
         return math.ceil(self.raw(messages, tools) * self.scale)
 
     def truncated_by_server(self, estimate: int, reported: int) -> bool:
-        """The server counted far fewer tokens than we sent: it dropped part of the prompt."""
-        return estimate > 512 and reported < estimate * TRUNCATION_RATIO
+        """The server counted fewer tokens than we sent: it dropped part of the prompt. Either
+        far fewer, or (once calibrated) a count at or under a power-of-two window that our
+        estimate clearly exceeds: Ollama cutting just the oldest messages, the question first,
+        to fit a num_ctx of 2048/4096/8192 leaves exactly that trace."""
+        if estimate <= 512 or reported <= 0:
+            return False
+        if reported < estimate * TRUNCATION_RATIO:
+            return True
+        window = 2 ** math.ceil(math.log2(reported))
+        return self.calibrated and reported <= window < estimate / WINDOW_MARGIN
 
     def calibrate(self, raw: float, reported: int) -> None:
         """Learn the tokenizer's ratio from ``usage.prompt_tokens`` (never from a truncated
         reply; the caller checks ``truncated_by_server`` first)."""
         if raw > 0 and reported > 0:
             self.scale = min(3.0, max(0.5, reported / raw))
+            self.calibrated = True
 
     def shrink_to(self, tokens: int, source: str) -> None:
         """The server told us (or showed us) its real window."""

@@ -94,3 +94,14 @@ def test_shrinking_to_the_servers_window_keeps_room_for_the_reply() -> None:
     budget.shrink_to(4096, "the server's overflow error")
     assert budget.window == 4096 and budget.source == "the server's overflow error"
     assert 3000 < budget.limit < 4096
+
+
+def test_a_small_cut_to_a_power_of_two_window_is_caught_once_calibrated() -> None:
+    """Ollama dropping only the oldest few messages to fit num_ctx 4096: the count is close to
+    ours, but sits under a window our calibrated estimate clearly exceeds."""
+    budget = ContextBudget(32768)
+    assert not budget.truncated_by_server(4600, 3900)  # not calibrated yet: no guessing
+    budget.calibrate(1000.0, 1000)
+    assert budget.truncated_by_server(4600, 3900)
+    assert not budget.truncated_by_server(4100, 3900)  # within our error: not claimed
+    assert not budget.truncated_by_server(6000, 5800)  # 8192 window, nothing cut
