@@ -33,14 +33,25 @@ Faults (``fault`` may be written as a string or, for "500"/"429", a YAML number)
 ``bad_args``       The calls' ``arguments`` are malformed JSON: ``raw`` if given, else the real
                    JSON with its closing brace cut off (no lenient parser may guess that).
 ``text_call``      No ``tool_calls``: the calls are written in ``content`` the way small local
-                   models do, in ``style`` "tags" (``<tool_call>{...}</tool_call>``, default),
-                   "fenced" (```json blocks) or "bare" (one JSON object per line).
+                   models do, in ``style`` "tags" (``<tool_call>{...}</tool_call>`` after any
+                   ``say``, default), "fenced" (```json blocks), "bare" (one JSON object per
+                   line), "mistral" (v11 ``[TOOL_CALLS]name[ARGS]{...}``) or "pythonic"
+                   (``[name(arg="v")]``); all but "tags" are the whole reply.
 ``no_usage``       The reply omits ``usage``.
+``cut_off``        The reply stops at ``keep`` (default 0.5) of its text with
+                   ``finish_reason: "length"`` (the server's max_tokens reached).
+``refusal``        OpenAI's shape for a safety refusal: ``content`` null, ``refusal`` = ``text``.
 =================  ============================================================================
 
-``bad_args``, ``text_call`` and ``no_usage`` modify a turn: either their own (the fault turn
-carries ``say``/``calls``/``answer``), or, when it carries none, the NEXT turn of the script,
-and both are consumed by that one reply. So ``[{fault: bad_args}, {calls: [...]}, {calls:
+``flavour`` (see ``scenarios.model_servers``) adds a real server's endpoints, reply shapes,
+errors and context behaviour: Ollama's native ``/api/chat`` and its silent truncation at
+``num_ctx``, vLLM's ``max_model_len`` and its 400, llama.cpp's ``/props`` and
+``exceed_context_size_error``, OpenAI's reasoning-model parameter refusals, LM Studio's
+overflow wording.
+
+``bad_args``, ``text_call``, ``no_usage`` and ``cut_off`` modify a turn: either their own (the
+fault turn carries ``say``/``calls``/``answer``), or, when it carries none, the NEXT turn of the
+script, and both are consumed by that one reply. So ``[{fault: bad_args}, {calls: [...]}, {calls:
 [...]}, {answer: ...}]`` serves broken arguments, then the corrected call the loop asked for.
 
 Instead of a list, ``turns`` may be a callable ``(request_body) -> turn`` (sync or async) that
