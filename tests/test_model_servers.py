@@ -216,3 +216,31 @@ async def test_eval_counts_compactions_nudges_and_truncations(scripted_model):
     assert result.nudges == 1 and result.truncations == 1 and result.compactions >= 1
     table = render_table([result], "qwen2.5:14b")
     assert "compactions" in table and "raise its context" in table
+
+
+# --- the Slack thread says so too --------------------------------------------------------------
+
+
+async def test_compaction_is_posted_in_the_slack_thread(slack, scripted_model, tmp_path):
+    from tests.bot_harness import CHANNEL, VERDICT, FakeCluster, running_bot
+
+    model = await scripted_model([
+        {"calls": [{"tool": "get_pods", "args": {"namespace": "shop"}}]},
+        {"calls": [{"tool": "get_logs",
+                    "args": {"pod": "checkoutservice-7d9f8-abcde", "namespace": "shop"}}]},
+        {"calls": [{"tool": "get_logs",
+                    "args": {"pod": "frontend-1", "namespace": "shop"}}]},
+        {"answer": VERDICT},
+    ], flavour="ollama", native_api=False, context_tokens=2048)
+    async with running_bot(slack, model.url, FakeCluster().tools(), tmp_path,
+                           context_tokens=2048) as h:
+        await h.sim.slash_command("investigate checkout is failing")
+        root = await h.root_message()
+        run_id = root.text.split("· run ")[1].split()[0]
+        await h.top_level("🧭 Verdict")
+        await h.run_finished(run_id)
+        texts = [m.text for m in slack.thread(CHANNEL, root.ts)]
+        events = await h.store.events(run_id)
+    notes = [t for t in texts if t.startswith("📦")]
+    assert notes and "2,048-token context" in notes[0] and "audit trail" in notes[0]
+    assert any(e.kind == "context_compacted" for e in events)
