@@ -34,7 +34,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import httpx
 
@@ -50,9 +50,6 @@ from budo.errors import (
     ModelTimeout,
     ModelUnreachable,
 )
-
-if TYPE_CHECKING:
-    from budo.config import Settings
 
 log = logging.getLogger("budo.model")
 
@@ -123,18 +120,6 @@ class OpenAIChatModel:
         self._window: tuple[int, str] | None = None
         self._num_ctx = 0
         self._token_parameter = "max_tokens"
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> OpenAIChatModel:
-        """The client BUDO_LLM_URL / BUDO_LLM_MODEL / BUDO_LLM_API_KEY / BUDO_LLM_TIMEOUT /
-        BUDO_LLM_TEMPERATURE / BUDO_LLM_MAX_OUTPUT_TOKENS / BUDO_CONTEXT_TOKENS say."""
-        options: dict[str, Any] = {
-            "api_key": settings.llm_api_key, "timeout": settings.llm_timeout,
-            "temperature": settings.temperature,
-            "max_output_tokens": settings.llm_max_output_tokens or None,
-            "context_tokens": settings.context_tokens, **overrides,
-        }
-        return cls(settings.llm_url, settings.llm_model, **options)
 
     async def __aenter__(self) -> Self:
         return self

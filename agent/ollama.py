@@ -62,7 +62,7 @@ def num_ctx_for(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | No
     never above ``cap`` (the model's trained length or BUDO_CONTEXT_TOKENS) and never below what
     this client already asked for (each change of num_ctx reloads the model)."""
     need = sum(raw_tokens(m) for m in messages) + raw_tools_tokens(tools)
-    wanted = max(MIN_NUM_CTX, 2 ** math.ceil(math.log2(need * 1.25 + reserve)))
+    wanted: int = max(MIN_NUM_CTX, 2 ** math.ceil(math.log2(need * 1.25 + reserve)))
     return min(cap, max(current, wanted))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from agent.protocols import ToolResult
 
@@ -152,6 +153,11 @@ _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str], _Counter], str]]] =
 ]
 
 
+def _apply(rule: Callable[[re.Match[str], _Counter], str], counter: _Counter,
+           match: re.Match[str]) -> str:
+    return rule(match, counter)
+
+
 def redact(text: str) -> tuple[str, int, list[str]]:
     """Return ``(redacted_text, count, kinds)``; ``kinds`` lists each kind found once, in the
     order first seen. Idempotent: placeholders are never redacted again."""
@@ -159,7 +165,7 @@ def redact(text: str) -> tuple[str, int, list[str]]:
         return text, 0, []
     counter = _Counter()
     for pattern, replacement in _RULES:
-        text = pattern.sub(lambda m, r=replacement: r(m, counter), text)
+        text = pattern.sub(partial(_apply, replacement, counter), text)
     text = _redact_secret_data(text, counter)
     text = _redact_key_values(text, counter)
     return text, counter.count, counter.kinds

@@ -53,8 +53,9 @@ def error_text(body: str) -> str:
         error = data.get("error", data)
         if isinstance(error, str):
             return error
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
+        message = error.get("message") if isinstance(error, dict) else None
+        if isinstance(message, str):
+            return message
     return body
 
 

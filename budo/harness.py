@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.model import OpenAIChatModel
 from agent.protocols import ToolSpec
+from budo import wiring
 from budo.config import Settings
 from budo.errors import ModelError
 
@@ -50,7 +51,7 @@ async def replayed_incident(name_or_path: str, namespaces: tuple[str, ...] = ()
 
 async def configured_model_status(settings: Settings) -> tuple[bool, str]:
     """(answers, one line): does the configured model endpoint answer right now?"""
-    async with OpenAIChatModel.from_settings(settings) as model:
+    async with wiring.chat_model(settings) as model:
         try:
             return True, await model.check()
         except ModelError as exc:

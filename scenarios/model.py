@@ -157,7 +157,7 @@ def merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
 
 def _merge_named(base: list[dict[str, Any]], child: list[dict[str, Any]],
                  keys: tuple[str, ...], doc: dict[str, Any]) -> list[dict[str, Any]]:
-    def ident(item: dict[str, Any]) -> tuple[str, ...]:
+    def ident(item: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(item.get(k) or (doc.get("namespace") if k == "namespace" else "")
                      for k in keys)
 

@@ -72,7 +72,7 @@ class StoreBase:
     async def _one(
         self, db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()
     ) -> tuple[Any, ...] | None:
-        rows = await db.execute_fetchall(sql, tuple(params))
+        rows = list(await db.execute_fetchall(sql, tuple(params)))
         return tuple(rows[0]) if rows else None
 
     async def _all(

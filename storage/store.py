@@ -12,7 +12,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from agent.events import Event, RunStarted
+from agent.events import ApprovalDecided, Event, RunInterrupted, RunStarted
 from budo.errors import RunAlreadyActive, RunNotFound, StoreError
 from storage import db as dbmod
 from storage.approvals import ApprovalStore
@@ -185,24 +185,26 @@ class Store(ApprovalStore):
 
     # --- events -----------------------------------------------------------------------------
 
-    async def append(
-        self, event: Event, actor: str | None = None, *,
-        finish: tuple[str, int, int, dict[str, Any] | None] | None = None,
+    async def append(self, event: Event, actor: str | None = None) -> StoredEvent:
+        """Append an agent event to its run's chain; committed before this returns."""
+        async with self._autocommit() as db:
+            return await self._append(db, event.run_id, event.at, event.kind,
+                                      default_actor(event) if actor is None else actor,
+                                      event.payload())
+
+    async def append_final(
+        self, event: Event, status: str, *, turns: int, tokens: int,
+        verdict: dict[str, Any] | None = None, actor: str | None = None,
     ) -> StoredEvent:
-        """Append an agent event to its run's chain; committed before this returns.
-        ``finish=(status, turns, tokens, verdict)`` ends the run in the same transaction
-        (the AuditSink uses it for terminal events, so a crash cannot split the two)."""
-        if actor is None:
-            actor = default_actor(event)
-        if finish is None:
-            async with self._autocommit() as db:
-                return await self._append(db, event.run_id, event.at, event.kind, actor,
-                                          event.payload())
+        """Append a run's terminal event and end the run (``status``, turns, tokens, verdict)
+        in the same transaction, so a crash cannot split the two. The run ended when its
+        terminal event happened."""
+        if status not in FINAL_STATUSES:
+            raise StoreError(f"a run ends {sorted(FINAL_STATUSES)}, not {status!r}")
         async with self._write() as db:
-            stored = await self._append(db, event.run_id, event.at, event.kind, actor,
+            stored = await self._append(db, event.run_id, event.at, event.kind,
+                                        default_actor(event) if actor is None else actor,
                                         event.payload())
-            status, turns, tokens, verdict = finish
-            # The run ended when its terminal event happened.
             await self._finish(db, event.run_id, status, turns, tokens, verdict,
                                ended_at=event.at)
         return stored
@@ -286,10 +288,12 @@ class Store(ApprovalStore):
 
 
 def default_actor(event: Event) -> str:
-    """Who did it: the requester starts a run, the approver decides, the agent does the rest."""
+    """Who did it: the requester starts a run, the approver decides, budo interrupts (as it
+    does on restart), the agent does the rest."""
     if isinstance(event, RunStarted) and event.requester:
         return event.requester
-    decided_by = getattr(event, "decided_by", None)
-    if event.kind == "approval_decided":
-        return decided_by or "budo"
+    if isinstance(event, ApprovalDecided):
+        return event.decided_by or "budo"
+    if isinstance(event, RunInterrupted):
+        return "budo"
     return "agent"

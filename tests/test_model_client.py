@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from agent.model import OpenAIChatModel
+from budo import wiring
 from budo.config import Settings
 from budo.errors import ModelNotFound, ModelResponseError, ModelTimeout, ModelUnreachable
 
@@ -303,7 +304,7 @@ async def test_from_settings_uses_url_model_key_and_timeout(scripted_model) -> N
     server = await scripted_model([{"answer": "ok"}])
     settings = Settings(llm_url=server.url, llm_model="qwen2.5:14b", llm_api_key="sk-test",
                         llm_timeout=5.0)
-    async with OpenAIChatModel.from_settings(settings) as client:
+    async with wiring.chat_model(settings) as client:
         assert client.timeout == 5.0
         assert (await client.complete(QUESTION)).content == "ok"
 
@@ -403,3 +404,13 @@ async def test_a_caller_supplied_http_client_is_used_and_left_open(scripted_mode
         async with OpenAIChatModel(server.url, "qwen2.5:14b", client=http) as client:
             assert (await client.complete(QUESTION)).content == "ok"
         assert not http.is_closed
+
+
+async def test_sampling_and_context_settings_reach_the_client_and_budgets() -> None:
+    settings = Settings(llm_temperature="", llm_max_output_tokens=512, context_tokens=8192)
+    async with wiring.chat_model(settings) as client:
+        assert client.temperature is None  # BUDO_LLM_TEMPERATURE set empty: none is sent
+        assert client.max_output_tokens == 512 and client.context_tokens == 8192
+    assert wiring.budgets(settings).context_tokens == 8192
+    async with wiring.chat_model(Settings()) as default:
+        assert default.temperature == 0.0 and default.max_output_tokens is None
