@@ -33,7 +33,8 @@ class Settings:
     llm_url: str = field(
         default="http://localhost:11434/v1",
         metadata={"env": "BUDO_LLM_URL", "doc": "OpenAI-compatible base URL (Ollama, vLLM, "
-                  "llama.cpp, OpenAI); budo POSTs to `{url}/chat/completions`."},
+                  "llama.cpp, OpenAI); budo POSTs to `{url}/chat/completions`, or to Ollama's "
+                  "native `/api/chat` beside it when the server is Ollama."},
     )
     llm_model: str = field(
         default="qwen2.5:14b",

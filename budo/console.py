@@ -118,6 +118,9 @@ class TerminalSink:
                 p("  │      " + self._style(line, style))
         elif event.kind in ("context_compacted", "context_truncated"):
             p(self._style(f"  │    {context_notice(event)}", "2"))
+        elif event.kind == "model_nudged":
+            p(self._style(f"  │    ↻ asked the model again ({getattr(event, 'reason', '')})",
+                          "2"))
         elif isinstance(event, Truncated):
             p(self._style(f"  │    ✂ output clipped: {event.omitted_lines} lines omitted", "2"))
         elif isinstance(event, Redacted):
