@@ -303,7 +303,7 @@ class ScriptedModelServer:
         finish_reason, usage or None) or an error response."""
         requested_model = str(body.get("model") or self.model)
         if self.strict_model and requested_model != self.model:
-            return _model_not_found(requested_model, native)
+            return _model_not_found(requested_model, native, self.flavour)
         messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
         tools = body.get("tools") or None
         refused = self._refusal(body, messages, tools, native)
@@ -330,7 +330,7 @@ class ScriptedModelServer:
             response.headers["Retry-After"] = _header_value(retry_after)
             return response
         if fault == "model_not_found":
-            return _model_not_found(requested_model, native)
+            return _model_not_found(requested_model, native, self.flavour)
         if fault == "stall":
             seconds = float(turn.options.get("seconds", 5))
             try:
@@ -516,7 +516,17 @@ def _error(status: int, message: str, kind: str = "api_error") -> web.Response:
     return web.json_response(body, status=status)
 
 
-def _model_not_found(model: str, native: bool = False) -> web.Response:
+def _model_not_found(model: str, native: bool = False, flavour: str = "ollama"
+                     ) -> web.Response:
+    if flavour == "vllm":  # vllm/entrypoints/openai/serving_engine.py _check_model
+        return web.json_response({"object": "error", "message": f"The model `{model}` does not "
+                                  "exist.", "type": "NotFoundError", "param": None, "code": 404},
+                                 status=404)
+    if flavour == "openai":  # platform.openai.com/docs/guides/error-codes
+        return web.json_response({"error": {
+            "message": f"The model `{model}` does not exist or you do not have access to it.",
+            "type": "invalid_request_error", "param": None, "code": "model_not_found"}},
+            status=404)
     # Ollama's exact wording, which the client recognises (native: {"error": "..."}).
     message = f'model "{model}" not found, try pulling it first'
     if native:

@@ -3,6 +3,7 @@ against the scripted model in the matching server flavour (scenarios.model_serve
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -10,20 +11,24 @@ import pytest
 from agent.guards import UNTRUSTED_END
 from agent.loop import Budgets, run_investigation
 from agent.model import OpenAIChatModel
+from agent.prompts import SYSTEM_PROMPT
+from budo.console import TerminalSink
 from tests.test_loop import ANSWER, Approver, Recorder, Toolbox, call
 
 PLAN = "I will first list the pods in the namespace, then read the logs of the frontend."
 
 
-async def run(scripted_model, turns, *, approve=False, client=None, **server_options):
+async def run(scripted_model, turns, *, approve=False, client=None, sinks=(),
+              model_name="qwen2.5:14b", **server_options):
     server = await scripted_model(turns, **server_options)
     rec, box, approver = Recorder(), Toolbox(), Approver(approve)
     options: dict[str, Any] = {"timeout": 5.0, "max_retries": 3, "backoff": 0.001}
     options.update(client or {})
-    async with OpenAIChatModel(server.url, "qwen2.5:14b", **options) as model:
+    async with OpenAIChatModel(server.url, model_name, **options) as model:
         outcome = await run_investigation(
             "checkout is failing", run_id="r-quirks", model=model, tools=box.specs(),
-            sinks=[rec], approver=approver, budgets=Budgets(max_turns=8), namespace="shop")
+            sinks=[rec, *sinks], approver=approver, budgets=Budgets(max_turns=8),
+            namespace="shop")
     return outcome, rec, box, server
 
 
@@ -31,8 +36,11 @@ async def run(scripted_model, turns, *, approve=False, client=None, **server_opt
 
 
 async def test_a_plan_in_prose_is_nudged_not_taken_as_the_verdict(scripted_model):
+    terminal = io.StringIO()
     outcome, rec, box, server = await run(
-        scripted_model, [{"say": PLAN}, call("get_pods", namespace="shop"), {"answer": ANSWER}])
+        scripted_model, [{"say": PLAN}, call("get_pods", namespace="shop"), {"answer": ANSWER}],
+        sinks=[TerminalSink(terminal, color=False)])
+    assert "asked the model again (not an answer)" in terminal.getvalue()
     assert outcome.status == "succeeded" and outcome.verdict["structured"]
     assert box.calls == [("get_pods", {"namespace": "shop"})]
     [nudge] = rec.of("model_nudged")
@@ -155,6 +163,21 @@ async def test_a_server_without_tool_calling_fails_once_naming_the_flag(scripted
     assert len(server.requests) == 1  # max_retries=3, yet not retried
 
 
+@pytest.mark.parametrize(("flavour", "fix"), [
+    ("vllm", "it serves Qwen/Qwen2.5-14B-Instruct; set BUDO_LLM_MODEL to one of them"),
+    ("openai", "it serves Qwen/Qwen2.5-14B-Instruct; set BUDO_LLM_MODEL to one of them"),
+    ("ollama", "run `ollama pull qwen2.5:14b`"),
+])
+async def test_a_model_the_server_does_not_serve_names_the_right_fix(scripted_model,
+                                                                     flavour, fix):
+    served = "qwen2.5:7b" if flavour == "ollama" else "Qwen/Qwen2.5-14B-Instruct"
+    outcome, _, _, server = await run(scripted_model, [{"answer": ANSWER}], flavour=flavour,
+                                      model=served, served_models=[served], strict_model=True)
+    assert outcome.status == "failed" and fix in outcome.reason
+    assert ("ollama" in outcome.reason) == (flavour == "ollama")
+    assert len(server.requests) == 1
+
+
 # --- OpenAI refusals --------------------------------------------------------------------------
 
 
@@ -181,3 +204,16 @@ async def test_loop_notes_reach_the_model_as_plain_text(scripted_model):
     assert "unknown tool" in unknown["content"] and UNTRUSTED_END not in unknown["content"]
     assert denied["content"].startswith("error: denied") and UNTRUSTED_END not in denied["content"]
     assert real["content"].endswith(UNTRUSTED_END)  # cluster data stays delimited
+
+
+# --- the system prompt teaches a method, not our demo --------------------------------------------
+
+
+def test_the_system_prompt_names_nothing_from_the_bundled_incidents() -> None:
+    lowered = SYSTEM_PROMPT.lower()
+    for word in ("shop", "frontend", "checkout", "payment", "redis", "cart", "web shop"):
+        assert word not in lowered, word
+    for step in ("failing operation", "call graph", "changed recently", "findings",
+                 "never describe a plan"):
+        assert step in lowered, step
+    assert "request it as the last step; if it is denied, put it in fix" in lowered
