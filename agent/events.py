@@ -46,6 +46,8 @@ class ModelRequest(Event):
     messages: int          # how many messages were sent
     chars: int             # total characters of message content sent
     tools_offered: int     # 0 on the last turn: the model must answer
+    estimated_tokens: int = 0  # the context budget's calibrated estimate of the prompt
+    context_window: int = 0    # the window it was fitted to
 
 
 @dataclass(frozen=True, kw_only=True)

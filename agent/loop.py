@@ -226,7 +226,8 @@ class _Run:
             chars = sum(len(str(m.get("content") or "")) for m in self.messages)
             await self.emit(ModelRequest(run_id=self.run_id, turn=self.turns,
                                          messages=len(self.messages), chars=chars,
-                                         tools_offered=len(schemas)))
+                                         tools_offered=len(schemas), estimated_tokens=estimate,
+                                         context_window=budget.window))
             started = time.monotonic()
             try:
                 reply = await self.model.complete(

@@ -214,10 +214,14 @@ class _Counts:
         self.estimates: list[int] = []
         self.compactions = 0
         self.truncations = 0
+        self.pending = 0
 
     async def emit(self, event: Any) -> None:
-        if event.kind == "model_reply":
+        if event.kind == "model_request":
+            self.pending = event.estimated_tokens
+        elif event.kind == "model_reply":
             self.prompts.append(event.prompt_tokens)
+            self.estimates.append(self.pending)
         elif event.kind == "context_compacted":
             self.compactions += 1
         elif event.kind == "context_truncated":
@@ -251,7 +255,10 @@ async def budget_run(name: str, window: int, budget: int) -> dict[str, Any]:
         lost = sum(1 for seen in server.seen
                    if not any(incident.scenario.question in str(m.get("content")) for m in seen))
         unmet = incident.scenario.check_verdict(outcome.verdict) if outcome.verdict else ["-"]
+    errors = [abs(e - p) / p for e, p in zip(counts.estimates, counts.prompts, strict=True)
+              if p and e][1:]  # from the second request on: the first one calibrates
     return {"name": name, "window": window, "budget": budget, "prompts": counts.prompts,
+            "errors": errors,
             "peak": max(counts.prompts, default=0), "compactions": counts.compactions,
             "truncations": counts.truncations, "lost": lost, "ok": not unmet}
 
@@ -271,6 +278,11 @@ async def budget_section(names: list[str]) -> None:
                   f"{r['compactions']:>7} {r['truncations']:>5} {r['lost']:>6} "
                   f"{'ok' if r['ok'] else 'WRONG':<7}  {' '.join(str(p) for p in r['prompts'])}")
         peak = max(r["peak"] for r in rows)
+        errors = sorted(e for r in rows for e in r["errors"])
+        if errors and budget == window:
+            print(f"calibrated estimate vs the server's count: median error "
+                  f"{100 * errors[len(errors) // 2]:.1f}%, worst {100 * errors[-1]:.1f}% "
+                  f"over {len(errors)} requests")
         print(f"window {window}, budget {budget}: peak {peak} of {window} tokens "
               f"({100 * peak / window:.0f}%), {sum(r['compactions'] for r in rows)} "
               f"compactions, {sum(r['truncations'] for r in rows)} server truncations, "
