@@ -209,6 +209,10 @@ class _Run:
                     found = None
             window, source = found or (self.budgets.context_tokens, "BUDO_CONTEXT_TOKENS")
             self.context = ContextBudget(window, source)
+            # A server that counts the reply cap against the window (vLLM) needs it kept free.
+            cap = getattr(self.model, "max_output_tokens", None)
+            if isinstance(cap, int) and cap > 0:
+                self.context.reply_reserve = min(cap, window // 2)
         return self.context
 
     async def ask(self, schemas: list[dict[str, Any]]
