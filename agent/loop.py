@@ -245,7 +245,8 @@ class _Run:
                                  "the server's overflow error")
                 continue
             self._asked_for = time.monotonic() - started
-            if reply.usage.estimated or reply.usage.prompt_tokens <= 0:
+            if (reply.usage.estimated or reply.usage.prompt_tokens <= 0
+                    or not getattr(self.model, "counts_prompt_in_full", True)):
                 return reply, schemas
             reported = reply.usage.prompt_tokens
             if not budget.truncated_by_server(estimate, reported):

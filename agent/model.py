@@ -244,6 +244,14 @@ class OpenAIChatModel:
             self.flavour = "openai"
         return self.flavour
 
+    @property
+    def counts_prompt_in_full(self) -> bool:
+        """Whether ``usage.prompt_tokens`` is the whole prompt, so the loop may calibrate on it
+        and read a shortfall as truncation. Not on Ollama's native API: some versions leave
+        cached tokens out of ``prompt_eval_count`` or omit it (ollama#2068, #16428), and budo
+        sets ``num_ctx`` there itself, so nothing is cut."""
+        return not self.native
+
     async def context_window(self) -> tuple[int, str] | None:
         """(tokens, where that number came from), when the server publishes it."""
         await self.detect()

@@ -114,6 +114,7 @@ class ScriptedModelServer:
         tools_configured: bool = True,
         served_models: list[str] | None = None,
         native_api: bool = True,
+        uncached_prompt_counts: bool = False,
     ) -> None:
         if flavour not in servers.FLAVOURS:
             raise ValueError(f"unknown flavour {flavour!r}; one of {servers.FLAVOURS}")
@@ -129,6 +130,9 @@ class ScriptedModelServer:
         self.tools_configured = tools_configured             # llama.cpp --jinja, vLLM tool parser
         self.served_models = served_models or [model]
         self.native_api = native_api  # False: Ollama behind a proxy that passes only /v1
+        # Ollama 0.30.0: prompt_eval_count leaves out the prefix reused from the KV cache
+        # (fixed by ollama#16428 "include cached prompt tokens in llama-server counts").
+        self.uncached_prompt_counts = uncached_prompt_counts
         self._script_fn: TurnFunction | None = turns if callable(turns) else None
         self._turns = [] if callable(turns) else parse_turns(list(turns))
         self._cursor = 0
@@ -271,6 +275,14 @@ class ScriptedModelServer:
         if isinstance(outcome, web.Response):
             return outcome
         message, finish, usage = outcome
+        if usage is not None and self.uncached_prompt_counts and len(self.seen) > 1:
+            previous, current = self.seen[-2], self.seen[-1]
+            shared = 0
+            while (shared < min(len(previous), len(current))
+                   and previous[shared] == current[shared]):
+                shared += 1
+            cached = servers.prompt_tokens(current[:shared], body.get("tools") or None)
+            usage = (max(1, usage[0] - cached), usage[1])
         for call in message.get("tool_calls") or []:
             call.pop("id", None)
             call.pop("type", None)

@@ -254,3 +254,14 @@ async def test_compaction_is_posted_in_the_slack_thread(slack, scripted_model, t
     notes = [t for t in texts if t.startswith("📦")]
     assert notes and "2,048-token context" in notes[0] and "audit trail" in notes[0]
     assert any(e.kind == "context_compacted" for e in events)
+
+
+async def test_ollama_cache_counts_are_not_mistaken_for_truncation(replay, scripted_model):
+    """Some Ollama versions count only the uncached part of the prompt in prompt_eval_count
+    (ollama#16428): on the native API, where budo sets num_ctx, a small count means nothing."""
+    outcome, trail, _, _ = await investigate(
+        replay, scripted_model, flavour="ollama", uncached_prompt_counts=True)
+    assert_right_verdict(outcome)
+    assert not trail.of("context_truncated")
+    replies = trail.of("model_reply")
+    assert replies[-1].prompt_tokens < replies[0].prompt_tokens  # the stand-in did cut counts
