@@ -48,6 +48,7 @@ REASONING_KEEP = 200           # characters of old assistant text kept at the ha
 TRUNCATION_RATIO = 0.7
 WINDOW_MARGIN = 1.05           # our calibrated estimate is within a few percent of the truth
 COMPACTED_MARK = "[compacted by budo:"
+INFERRED = "inferred from a prompt the server truncated"
 _BEGIN_PREFIX = UNTRUSTED_BEGIN.split("{tool}")[0]
 
 
@@ -96,6 +97,7 @@ class ContextBudget:
     scale: float = 1.0            # calibrated: reported prompt tokens / our raw estimate
     reply_reserve: int = 0
     calibrated: bool = False      # scale has been learnt from at least one server count
+    counts_ignored: bool = False  # the server's counts proved not to be whole prompts
 
     def __post_init__(self) -> None:
         if not self.reply_reserve:
@@ -124,6 +126,27 @@ class ContextBudget:
             return True
         window = 2 ** math.ceil(math.log2(reported))
         return self.calibrated and reported <= window < estimate / WINDOW_MARGIN
+
+    def read_count(self, raw: float, reported: int, *, floor: int) -> int | None:
+        """Read the server's prompt count for this request (``raw`` our uncalibrated estimate,
+        ``floor`` our estimate of what any truncation keeps: system prompt, tools, latest
+        message). Returns the window the server evidently has when it truncated, else None
+        (and calibrates on a whole count). Counts that cannot be whole prompts (below the
+        floor and not a cut to a window, or short again once we fitted the window we inferred)
+        leave something out, a prompt cache: from then on they are ignored."""
+        if self.counts_ignored:
+            return None
+        estimate = math.ceil(raw * self.scale)
+        if not self.truncated_by_server(estimate, reported):
+            self.calibrate(raw, reported)
+            return None
+        window: int = 2 ** math.ceil(math.log2(max(reported, 2048)))
+        capped = reported == window  # Ollama's runner cuts the prompt to exactly num_ctx
+        if (reported < floor * TRUNCATION_RATIO and not capped) or (
+                self.source == INFERRED and window >= self.window):
+            self.counts_ignored = True
+            return None
+        return min(window, self.window)
 
     def calibrate(self, raw: float, reported: int) -> None:
         """Learn the tokenizer's ratio from ``usage.prompt_tokens`` (never from a truncated

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent import prompts
-from agent.context import DEFAULT_CONTEXT_TOKENS, ContextBudget
+from agent.context import DEFAULT_CONTEXT_TOKENS, INFERRED, ContextBudget
 from agent.events import (
     ApprovalDecided,
     ApprovalRequested,
@@ -248,20 +248,21 @@ class _Run:
             if (reply.usage.estimated or reply.usage.prompt_tokens <= 0
                     or not getattr(self.model, "counts_prompt_in_full", True)):
                 return reply, schemas
-            reported = reply.usage.prompt_tokens
-            if not budget.truncated_by_server(estimate, reported):
-                budget.calibrate(raw, reported)
+            kept = [m for m in self.messages if m.get("role") == "system"] + self.messages[-1:]
+            reading = budget.read_count(raw, reply.usage.prompt_tokens,
+                                        floor=budget.estimate(kept, schemas or None))
+            if reading is None:
                 return reply, schemas
-            window = 2 ** math.ceil(math.log2(max(reported, 1024)))
             await self.emit(ContextTruncated(
                 run_id=self.run_id, turn=self.turns, estimated_tokens=estimate,
-                reported_tokens=reported, window=min(window, budget.window),
-                message=prompts.truncation_notice(estimate, reported, window)))
+                reported_tokens=reply.usage.prompt_tokens, window=reading,
+                message=prompts.truncation_notice(estimate, reply.usage.prompt_tokens,
+                                                  reading)))
             if truncation_retried:
                 return reply, schemas
             truncation_retried = True  # that reply was written without the dropped messages
             self.tokens += reply.usage.total
-            budget.shrink_to(window, "inferred from a prompt the server truncated")
+            budget.shrink_to(reading, INFERRED)
 
     async def fit(self, budget: ContextBudget, schemas: list[dict[str, Any]],
                   overflows: int) -> list[dict[str, Any]]:

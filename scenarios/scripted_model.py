@@ -249,6 +249,7 @@ class ScriptedModelServer:
         if isinstance(outcome, web.Response):
             return outcome
         message, finish, usage = outcome
+        usage = self._uncached(usage, body)
         reply: dict[str, Any] = {
             "id": f"chatcmpl-{self._call_counter}", "object": "chat.completion",
             "created": int(time.time()), "model": str(body.get("model") or self.model),
@@ -275,14 +276,7 @@ class ScriptedModelServer:
         if isinstance(outcome, web.Response):
             return outcome
         message, finish, usage = outcome
-        if usage is not None and self.uncached_prompt_counts and len(self.seen) > 1:
-            previous, current = self.seen[-2], self.seen[-1]
-            shared = 0
-            while (shared < min(len(previous), len(current))
-                   and previous[shared] == current[shared]):
-                shared += 1
-            cached = servers.prompt_tokens(current[:shared], body.get("tools") or None)
-            usage = (max(1, usage[0] - cached), usage[1])
+        usage = self._uncached(usage, body)
         for call in message.get("tool_calls") or []:
             call.pop("id", None)
             call.pop("type", None)
@@ -307,6 +301,19 @@ class ScriptedModelServer:
             text = "".join(json.dumps(line) + "\n" for line in lines)
             return web.Response(text=text, content_type="application/x-ndjson")
         return web.json_response(final)
+
+    def _uncached(self, usage: tuple[int, int] | None, body: dict[str, Any]
+                  ) -> tuple[int, int] | None:
+        """With ``uncached_prompt_counts``: the prompt count leaves out the prefix shared with
+        the previous request (what the KV cache held)."""
+        if usage is None or not self.uncached_prompt_counts or len(self.seen) < 2:
+            return usage
+        previous, current = self.seen[-2], self.seen[-1]
+        shared = 0
+        while shared < min(len(previous), len(current)) and previous[shared] == current[shared]:
+            shared += 1
+        cached = servers.prompt_tokens(current[:shared], body.get("tools") or None)
+        return max(1, usage[0] - cached), usage[1]
 
     async def _serve(
         self, body: dict[str, Any], raw: str, *, native: bool

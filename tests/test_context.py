@@ -105,3 +105,17 @@ def test_a_small_cut_to_a_power_of_two_window_is_caught_once_calibrated() -> Non
     assert budget.truncated_by_server(4600, 3900)
     assert not budget.truncated_by_server(4100, 3900)  # within our error: not claimed
     assert not budget.truncated_by_server(6000, 5800)  # 8192 window, nothing cut
+
+
+def test_reading_counts_tells_truncation_from_a_count_that_leaves_the_cache_out() -> None:
+    budget = ContextBudget(32768)
+    budget.read_count(2000.0, 2000, floor=1500)           # a whole count: calibrates
+    assert budget.calibrated and budget.scale == 1.0
+    # Cut to the window: Ollama's runner leaves exactly num_ctx.
+    assert budget.read_count(7000.0, 4096, floor=5500) == 4096
+    # Far below what any truncation keeps, and not a window: a cache left out of the count.
+    fresh = ContextBudget(32768)
+    fresh.read_count(2000.0, 2000, floor=1500)
+    assert fresh.read_count(6000.0, 700, floor=2500) is None
+    assert fresh.counts_ignored
+    assert fresh.read_count(9000.0, 100, floor=2500) is None  # and never read again

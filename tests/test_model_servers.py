@@ -265,3 +265,15 @@ async def test_ollama_cache_counts_are_not_mistaken_for_truncation(replay, scrip
     assert not trail.of("context_truncated")
     replies = trail.of("model_reply")
     assert replies[-1].prompt_tokens < replies[0].prompt_tokens  # the stand-in did cut counts
+
+
+async def test_uncached_counts_through_a_v1_proxy_cost_at_most_one_retry(replay, scripted_model):
+    """Behind a /v1-only proxy budo cannot know the counts leave the cache out: it may take one
+    for a truncation, but never keeps shrinking the window or re-asking."""
+    outcome, trail, server, _ = await investigate(
+        replay, scripted_model, flavour="ollama", native_api=False, context_tokens=32768,
+        uncached_prompt_counts=True)
+    assert_right_verdict(outcome)
+    assert len(trail.of("context_truncated")) <= 1
+    assert all(e.context_window >= 2048 for e in trail.of("model_request"))
+    assert len(server.requests) <= len(SCENARIO.script) + 1
