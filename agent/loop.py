@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent import prompts
+import agent.prompts as prompts
 from agent.context import DEFAULT_CONTEXT_TOKENS, INFERRED, ContextBudget
 from agent.events import (
     ApprovalDecided,
@@ -45,6 +45,8 @@ from agent.events import (
     ToolRequested,
     Truncated,
     VerdictReached,
+    VerificationStarted,
+    Verified,
 )
 from agent.guards import clip, wrap_untrusted
 from agent.protocols import (
@@ -58,6 +60,7 @@ from agent.protocols import (
     ToolCall,
     ToolResult,
     ToolSpec,
+    Verification,
 )
 from agent.verdict import Verdict, parse_verdict
 from budo.errors import (
@@ -80,6 +83,7 @@ class Budgets:
     run_timeout: float = 600.0
     tool_timeout: float = 30.0
     tool_output_chars: int = 8000
+    verify_timeout: float = 120.0
     context_tokens: int = DEFAULT_CONTEXT_TOKENS  # when the server does not publish its window
 
 
@@ -90,6 +94,7 @@ class Stop:
 
     kind: Literal["cancelled", "interrupted"] = "cancelled"
     reason: str = "cancelled"
+    by: str | None = None   # who cancelled, when a person did (a Slack user id, "terminal")
 
 
 @dataclass
@@ -328,7 +333,43 @@ class _Run:
         extra = {"approved": preview} if preview is not None else {}
         result = await self.run_tool(spec.name, spec.func, {**args, **extra})
         assert isinstance(result, ToolResult)
+        if spec.verify is not None and result.ok:
+            result = await self.verify(call, spec, args, preview, result)
         await self.finish_call(call, result, time.monotonic() - started)
+
+    async def verify(self, call: ToolCall, spec: ToolSpec, args: dict[str, Any],
+                     preview: Preview | None, result: ToolResult) -> ToolResult:
+        """Watch what an approved action did, under BUDO_VERIFY_TIMEOUT (not the per-tool
+        budget); the model reads the outcome, so a fix that did not work means more work."""
+        assert spec.verify is not None
+        limit = self.budgets.verify_timeout
+        await self.emit(VerificationStarted(run_id=self.run_id, call_id=call.id,
+                                            tool=spec.name, timeout_s=limit))
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(limit + 5.0):  # the verifier stops itself at `limit`
+                seen = await spec.verify(args, preview, limit)
+        except TimeoutError:
+            seen = Verification(False, f"verification did not finish within {limit:g}s")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            seen = Verification(False, f"verification failed: {type(exc).__name__}: {exc}")
+        took = round(time.monotonic() - started, 3)
+        await self.emit(Verified(run_id=self.run_id, call_id=call.id, tool=spec.name,
+                                 summary=spec.describe_call(args), ok=seen.ok,
+                                 outcome=seen.summary, details=list(seen.details),
+                                 duration_s=seen.duration_s or took))
+        facts = "".join(f"\n- {d}" for d in seen.details)
+        if seen.ok:
+            return ToolResult(True, f"{result.output.rstrip()}\nVERIFIED: {seen.summary}{facts}",
+                              findings=result.findings, redactions=result.redactions,
+                              redaction_kinds=result.redaction_kinds)
+        return ToolResult(False, result.output, error=(
+            f"{result.output.strip()} — but the verification failed: {seen.summary}{facts}. "
+            "The change IS applied; investigate why before concluding."),
+            findings=result.findings, redactions=result.redactions,
+            redaction_kinds=result.redaction_kinds)
 
     async def ask_approval(self, call: ToolCall, spec: ToolSpec, args: dict[str, Any],
                            reasoning: str, preview: Preview | None) -> ApprovalDecision:
@@ -436,8 +477,12 @@ async def run_investigation(
         if task is not None:
             task.uncancel()
         stop = stop_reason() if stop_reason is not None else Stop()
-        ended: Terminal = (RunInterrupted if stop.kind == "interrupted" else RunCancelled)(
-            run_id=run_id, reason=stop.reason, turns=run.turns, tokens=run.tokens)
+        ended: Terminal = (
+            RunInterrupted(run_id=run_id, reason=stop.reason, turns=run.turns,
+                           tokens=run.tokens)
+            if stop.kind == "interrupted" else
+            RunCancelled(run_id=run_id, reason=stop.reason, turns=run.turns, tokens=run.tokens,
+                         by=stop.by))
         await _final(run, ended)
         return outcome(stop.kind, reason=stop.reason)
     except TimeoutError:

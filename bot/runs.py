@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.events import RunFailed
-from agent.loop import Stop, past_conversation, run_investigation
-from agent.protocols import ChatModel, ToolSpec
+from agent import ChatModel, RunFailed, Stop, ToolSpec, past_conversation, run_investigation
 from bot import blocks
 from bot.approvals import ApprovalDesk
 from bot.poster import SlackPoster
@@ -26,9 +24,7 @@ from bot.sink import RunThread, SlackEventSink
 from budo import wiring
 from budo.config import Settings
 from budo.errors import BudoError, RunAlreadyActive, RunNotFound
-from storage.records import RunRecord
-from storage.sink import AuditSink
-from storage.store import Store
+from storage import AuditSink, RunRecord, Store
 
 log = logging.getLogger("budo.bot.runs")
 
@@ -53,7 +49,7 @@ class ActiveRun:
         if self.interrupting:
             return Stop("interrupted", SHUTDOWN_REASON)
         if self.cancelled_by:
-            return Stop("cancelled", f"cancelled by <@{self.cancelled_by}>")
+            return Stop("cancelled", f"cancelled by <@{self.cancelled_by}>", by=self.cancelled_by)
         return Stop()
 
 

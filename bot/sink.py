@@ -23,8 +23,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from agent.context import notice as context_notice
-from agent.events import (
+from agent import (
     ApprovalDecided,
     ApprovalRequested,
     Event,
@@ -38,6 +37,9 @@ from agent.events import (
     ToolFinished,
     ToolRequested,
     VerdictReached,
+    VerificationStarted,
+    Verified,
+    context_notice,
 )
 from bot import blocks
 from bot.evidence import ToolCallRecord, match_evidence
@@ -77,6 +79,7 @@ class SlackEventSink:
         self.started = time.monotonic()
         self.doing = "starting"
         self.outcome_ts: str | None = None  # the top-level outcome message, once posted
+        self.actions: list[str] = []    # verified actions, for the verdict message
         self.posted = 0              # messages this sink posted (benchmarks check none is lost)
         self.failures = 0            # Slack calls that failed (logged, the run goes on)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -154,6 +157,15 @@ class SlackEventSink:
             await self._post(line, [blocks.context(blocks.escape(line))])
         elif isinstance(event, VerdictReached | RunFailed | RunCancelled | RunInterrupted):
             await self._outcome(event)
+        elif isinstance(event, VerificationStarted):
+            self.doing = f"verifying the rollout (up to {event.timeout_s:g} s)"
+            self._status()
+        elif isinstance(event, Verified):
+            icon = "✅" if event.ok else "❌"
+            self.actions.append(f"{icon} {event.summary}: {event.outcome}")
+            text, body = blocks.verification_message(event.summary, event.ok, event.outcome,
+                                                     event.details)
+            await self._post(text, body)
 
     async def _tool_finished(self, event: ToolFinished) -> None:
         call = self.calls.get(event.call_id)
@@ -199,11 +211,14 @@ class SlackEventSink:
             links = [self.thread.link(m.ts) if m else None for m in matches]
             text, body = blocks.verdict_message(self.thread.question, event.verdict, links,
                                                 self.thread.run_id, turns, tokens, elapsed,
-                                                thread_link, truncated=event.truncated)
+                                                thread_link, truncated=event.truncated,
+                                                actions=self.actions)
         else:
             kind, reason = event.kind, event.reason
             if isinstance(event, RunFailed) and event.internal:
                 kind = "crashed"
+            if isinstance(event, RunCancelled) and event.by:  # a mention budo builds itself
+                reason = blocks.Safe(f"cancelled by {blocks.mention(event.by)}")
             text, body = blocks.failure_message(kind, self.thread.question, reason,
                                                 self.thread.run_id, turns, tokens, elapsed,
                                                 thread_link)
@@ -217,7 +232,7 @@ class SlackEventSink:
         if self.outcome_ts:
             where = blocks.permalink(self.thread.channel, self.outcome_ts,
                                      base=self.thread.link_base)
-            line += f" · <{where}|outcome in the channel>"
+            line = blocks.Safe(f"{line} · {blocks.link(where, 'outcome in the channel')}")
         status_text, status_body = blocks.root_message(
             self.thread.question, self.thread.requester, self.thread.run_id, line, running=False)
         try:

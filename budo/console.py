@@ -12,8 +12,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from agent.context import notice as context_notice
-from agent.events import (
+from agent import (
     ApprovalDecided,
     ApprovalRequested,
     Event,
@@ -27,6 +26,7 @@ from agent.events import (
     ToolRequested,
     Truncated,
     VerdictReached,
+    context_notice,
 )
 
 PREVIEW_LINES = 4

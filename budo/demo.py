@@ -105,8 +105,7 @@ def _a_pod_to_restart(incident: Any) -> str | None:
 
 
 async def _summarise(outcome: Any, scenario: Any, db_path: str) -> int:
-    from storage import Store
-    from storage.export import export_markdown
+    from storage import Store, export_markdown
 
     store = await Store.open(db_path)
     try:

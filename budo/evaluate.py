@@ -17,9 +17,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 
-from agent.events import Event
-from agent.loop import Budgets, run_investigation
-from agent.protocols import ApprovalDecision, ApprovalRequest, ChatModel
+from agent import ApprovalDecision, ApprovalRequest, Budgets, ChatModel, Event, run_investigation
 from budo import wiring
 from budo.config import Settings
 from budo.harness import replayed_incident

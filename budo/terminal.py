@@ -13,8 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from agent.loop import Budgets, RunOutcome, run_investigation
-from agent.protocols import ApprovalDecision, ApprovalRequest, ChatModel, EventSink, ToolSpec
+from agent import (
+    ApprovalDecision,
+    ApprovalRequest,
+    Budgets,
+    ChatModel,
+    EventSink,
+    RunOutcome,
+    ToolSpec,
+    run_investigation,
+)
 from budo import wiring
 from budo.config import Settings
 from budo.console import TerminalSink, format_args
@@ -78,8 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from agent.kube import Cluster
-    from agent.tools import build_toolbox
+    from agent import Cluster, build_toolbox
 
     settings = Settings.from_env()
     if not args.question.strip():
@@ -95,7 +102,8 @@ async def run(args: argparse.Namespace) -> int:
                                       namespaces=settings.namespaces)
     async with wiring.chat_model(settings) as model:
         outcome = await investigate(
-            args.question, model=model, tools=build_toolbox(cluster), db_path=settings.db_path,
+            args.question, model=model, tools=build_toolbox(cluster, settings.max_replicas),
+            db_path=settings.db_path,
             budgets=budgets, namespace=args.namespace, sinks=[TerminalSink()],
         )
     return exit_code(outcome)

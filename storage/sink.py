@@ -7,13 +7,7 @@ the store, ends the runs whose process died before any terminal event.)
 
 from __future__ import annotations
 
-from agent.events import (
-    Event,
-    RunCancelled,
-    RunFailed,
-    RunInterrupted,
-    VerdictReached,
-)
+from agent import Event, RunCancelled, RunFailed, RunInterrupted, VerdictReached
 from storage.records import RunStatus, StoredEvent
 from storage.store import Store
 
