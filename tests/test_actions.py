@@ -57,9 +57,10 @@ class Approver:
 async def act(replay, scripted_model, scenario: str | Path, tool: str, args: dict[str, Any],
               approver: Approver | None = None, verify_timeout: float = 10.0,
               namespaces: tuple[str, ...] = (), deny: str | None = None,
-              on_card: Callable[[Any], Awaitable[None]] | None = None):
+              on_card: Callable[[Any], Awaitable[None]] | None = None,
+              start_delay: float = 0.1, tool_timeout: float = 30.0):
     server = await replay(scenario)
-    server.state.rollouts.start_delay = 0.1
+    server.state.rollouts.start_delay = start_delay
     server.faults.deny_writes = deny
     if on_card is not None:
         approver = Approver(True, lambda _req: on_card(server))
@@ -71,7 +72,7 @@ async def act(replay, scripted_model, scenario: str | Path, tool: str, args: dic
         outcome = await run_investigation(
             "fix it", run_id="r-act", model=chat, tools=build_toolbox(cluster, max_replicas=5),
             sinks=[trail], approver=approver, namespace="shop",
-            budgets=Budgets(verify_timeout=verify_timeout))
+            budgets=Budgets(verify_timeout=verify_timeout, tool_timeout=tool_timeout))
     assert outcome.status == "succeeded"
     finished = trail.of("tool_finished")[0]
     sent_back = next(m for m in model.requests[1]["messages"] if m["role"] == "tool")["content"]
@@ -116,6 +117,17 @@ async def test_set_env_shows_the_diff_applies_one_patch_and_verifies(replay, scr
     kinds = [e.kind for e in trail.events]
     assert kinds.index("verified") < kinds.index("tool_finished")
     assert finished.ok and "VERIFIED: rolled out" in sent
+
+
+async def test_verification_has_its_own_budget_and_waits_for_ready_pods(replay,
+                                                                       scripted_model):
+    # New pods take 1.5 s to start; the per-tool budget is 0.8 s: the PATCH fits in it, the
+    # watch does not have to, and it must not say "rolled out" before the pods are Ready.
+    _, trail, _, finished, _ = await act(replay, scripted_model, "checkout-typo", "set_env",
+                                         CHECKOUT_FIX, start_delay=1.5, tool_timeout=0.8)
+    verified = trail.of("verified")[0]
+    assert verified.ok and verified.duration_s >= 1.4
+    assert finished.ok
 
 
 @pytest.mark.parametrize(("scenario", "tool", "args", "change"), [

@@ -12,6 +12,7 @@ from kubernetes import client, config
 
 from agent.kube import Cluster
 from agent.tools import build_toolbox
+from bot.blocks import approval_card, verification_message
 from scenarios import load_scenario
 from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, running_bot
 
@@ -128,3 +129,13 @@ async def test_a_deployment_changed_between_card_and_click_is_not_patched(
         tool = next(m for m in slack.thread(CHANNEL, root.ts)
                     if "set_env" in m.text and m.text[:1] in "✅❌")
         assert tool.text.startswith("❌") and "changed since it was approved" in tool.text
+
+
+def test_everything_from_the_cluster_on_the_card_is_escaped():
+    hostile = "<!channel> <http://evil|click> & co"
+    _, card = approval_card("a1", f"set env X={hostile}", hostile, "<@U1>", 0.0, None,
+                            changes=[f"env X: {hostile} → ok"], current=hostile)
+    _, thread = verification_message(hostile, False, hostile, [hostile])
+    for text in (json.dumps(card), json.dumps(thread)):
+        assert "<!channel>" not in text and "<http://evil" not in text
+        assert "&lt;!channel&gt;" in text and "&amp; co" in text
