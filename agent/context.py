@@ -41,6 +41,7 @@ _PUNCT = re.compile(r"[^\sA-Za-z\d]")
 _SPACE = re.compile(r"\s+")
 MESSAGE_OVERHEAD = 6           # <|im_start|>role\n ... <|im_end|>\n and friends
 REPLY_RESERVE_MAX = 2048       # room kept for the answer (and any reasoning before it)
+SAFETY_MARGIN = 0.04           # the calibrated estimate is within ~6% of the server's count
 REPLY_RESERVE_SHARE = 8        # ... at most 1/8 of the window: answers are a few hundred tokens
 HEAD_LINES = 3                 # first lines kept of a compacted result
 REASONING_KEEP = 200           # characters of old assistant text kept at the hardest level
@@ -105,8 +106,9 @@ class ContextBudget:
 
     @property
     def limit(self) -> int:
-        """Tokens the prompt may take: the window minus room for the reply."""
-        return max(256, self.window - self.reply_reserve)
+        """Tokens the prompt may take: the window minus room for the reply and a margin for
+        the estimate's error (a few percent once calibrated)."""
+        return max(256, int(self.window * (1 - SAFETY_MARGIN)) - self.reply_reserve)
 
     def raw(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> float:
         return sum(raw_tokens(m) for m in messages) + raw_tools_tokens(tools)

@@ -168,11 +168,12 @@ async def test_vllm_with_a_small_max_model_len_ends_in_the_right_verdict(replay,
 async def test_vllm_with_a_reply_cap_keeps_room_for_it(replay, scripted_model):
     """vLLM refuses prompt + max_tokens > max_model_len: the budget reserves the cap."""
     outcome, trail, _, _ = await investigate(
-        replay, scripted_model, client={"max_output_tokens": 1024}, flavour="vllm",
-        context_tokens=4096)
+        replay, scripted_model, client={"max_output_tokens": 2048}, flavour="vllm",
+        context_tokens=6144)
     assert_right_verdict(outcome)
+    assert trail.of("context_compacted")
     assert not [e for e in trail.of("context_compacted") if e.reason == "overflow"]
-    assert all(e.after_tokens <= 4096 - 1024 for e in trail.of("context_compacted"))
+    assert all(e.after_tokens <= 6144 - 2048 for e in trail.of("context_compacted"))
 
 
 # --- overflow recovery, per server -----------------------------------------------------------

@@ -47,7 +47,8 @@ async def test_every_server_flavour_reaches_the_verdict(replay, scripted_model, 
                        "vllm-hermes": "vllm", "llamacpp": "llamacpp", "openai": "openai",
                        "lmstudio": "lmstudio"}[name]
     assert not trail.of("context_truncated") and not trail.of("model_nudged")
-    assert all(e.ok for e in trail.of("tool_finished"))
+    # Every call works, except the fix the golden path requests and nobody approves (Deny).
+    assert all(e.ok or (e.error or "").startswith("denied") for e in trail.of("tool_finished"))
 
 
 async def test_ollama_native_requests_have_its_shape(replay, scripted_model):
@@ -59,7 +60,7 @@ async def test_ollama_native_requests_have_its_shape(replay, scripted_model):
     calls = [m for m in last if m["role"] == "assistant" and m.get("tool_calls")]
     assert all(isinstance(c["function"]["arguments"], dict) for m in calls
                for c in m["tool_calls"])
-    assert {m.get("tool_name") for m in last if m["role"] == "tool"} == {
+    assert {m.get("tool_name") for m in last if m["role"] == "tool"} >= {
         "get_pods", "get_events", "logs", "describe"}
 
 
