@@ -182,10 +182,7 @@ class ContextBudget:
                     break
                 if level < 3 and i in protected:
                     continue
-                # Level 3 clips a result to what the rest of the conversation leaves free.
-                room = self.limit - (total - math.ceil(raw_tokens(message) * self.scale))
-                room_chars = int(max(0, room) * CHARS_PER_TOKEN_DATA / self.scale * 0.9)
-                if _compact(message, level, room_chars) and message.get("tool_call_id"):
+                if self._shrink(message, level, messages, tools) and message.get("tool_call_id"):
                     call_id = str(message["tool_call_id"])
                     if call_id not in done:
                         done.append(call_id)
@@ -193,6 +190,24 @@ class ContextBudget:
                 break
         after = self.estimate(messages, tools)
         return Compaction(before, after, level, done, fits=after <= self.limit)
+
+
+    def _shrink(self, message: dict[str, Any], level: int, messages: list[dict[str, Any]],
+                tools: list[dict[str, Any]] | None) -> bool:
+        """One message compacted for ``level``. Level 3 clips a result to what the rest of the
+        conversation leaves free; the chars-per-token guess behind that can miss, so it
+        clips again, tighter, while the whole still does not fit."""
+        changed = False
+        for attempt in range(3 if level == 3 else 1):
+            total = self.estimate(messages, tools)
+            if attempt and total <= self.limit:
+                break
+            room = self.limit - (total - math.ceil(raw_tokens(message) * self.scale))
+            room_chars = int(max(0, room) * CHARS_PER_TOKEN_DATA / self.scale * (0.9 - attempt / 5))
+            if not _compact(message, level, room_chars):
+                break
+            changed = True
+        return changed
 
 
 def _protected(messages: list[dict[str, Any]]) -> set[int]:

@@ -120,32 +120,39 @@ async def test_default_ollama_keeps_the_question_through_its_native_api(replay, 
     assert not trail.of("context_truncated")
 
 
+# Behind a /v1-only proxy budo cannot set num_ctx. The server's context must then hold the
+# system prompt and ten tool schemas (~2.8k tokens) plus an investigation: 8192 does, with
+# compaction; 4096 leaves under 700 tokens for the conversation.
+PROXIED = {"flavour": "ollama", "native_api": False, "context_tokens": 8192}
+BIG_RESULTS = Budgets(tool_output_chars=16000)  # so one unfiltered log nearly fills 8192
+
+
 async def test_ollama_behind_an_openai_only_proxy_is_compacted_to_its_context(
         replay, scripted_model):
-    """No /api: budo cannot set num_ctx; with BUDO_CONTEXT_TOKENS=4096 it compacts instead."""
+    """With OLLAMA_CONTEXT_LENGTH and BUDO_CONTEXT_TOKENS both 8192, budo compacts instead."""
     outcome, trail, server, _ = await investigate(
-        replay, scripted_model, budgets=Budgets(context_tokens=4096),
-        flavour="ollama", context_tokens=4096, native_api=False)
+        replay, scripted_model, budgets=Budgets(tool_output_chars=16000, context_tokens=8192),
+        **PROXIED)
     assert_right_verdict(outcome)
     assert_question_always_seen(server)
     compacted = trail.of("context_compacted")
     assert compacted and all(e.fits for e in compacted)
-    assert compacted[0].window == 4096 and compacted[0].source == "BUDO_CONTEXT_TOKENS"
+    assert compacted[0].window == 8192 and compacted[0].source == "BUDO_CONTEXT_TOKENS"
     # The full log is still in the audit trail, whatever the model was sent.
     [log] = [e for e in trail.of("tool_finished") if e.tool == "logs"]
     assert len(log.output.splitlines()) > 200
 
 
 async def test_silent_truncation_is_detected_reported_and_recovered(replay, scripted_model):
-    """Budget left at the 32768 default against a 4096 Ollama /v1: the server drops the
-    question; budo sees the prompt count fall short, says so, and asks again within 4096."""
+    """Budget left at the 32768 default against an 8192 Ollama /v1: the server drops the
+    question; budo sees the prompt count fall short, says so, and asks again within 8192."""
     terminal = io.StringIO()
     outcome, trail, server, script = await investigate(
-        replay, scripted_model, flavour="ollama", context_tokens=4096, native_api=False,
-        sinks=[TerminalSink(terminal, color=False)])
+        replay, scripted_model, budgets=BIG_RESULTS, sinks=[TerminalSink(terminal, color=False)],
+        **PROXIED)
     assert_right_verdict(outcome)
     [notice] = trail.of("context_truncated")
-    assert notice.window == 4096 and notice.reported_tokens < notice.estimated_tokens
+    assert notice.window == 8192 and notice.reported_tokens < notice.estimated_tokens
     assert "OLLAMA_CONTEXT_LENGTH" in notice.message
     assert script.lost  # the server really did drop it once …
     assert any(QUESTION in str(m.get("content")) for m in server.seen[-1])  # … and not after
@@ -220,9 +227,9 @@ async def test_an_overflow_that_nothing_fixes_fails_naming_the_setting(
 async def test_eval_counts_compactions_nudges_and_truncations(scripted_model):
     plan = {"say": "I will first list the pods, then read the frontend logs."}
     server = await scripted_model(Forgetful(golden_with_unfiltered_log(), prelude=[plan]),
-                                  flavour="ollama", context_tokens=4096, native_api=False)
+                                  **PROXIED)
     async with OpenAIChatModel(server.url, "qwen2.5:14b", max_retries=0) as model:
-        result = await evaluate_one("checkout-typo", model, Budgets())
+        result = await evaluate_one("checkout-typo", model, BIG_RESULTS)
     assert result.passed, result.note
     assert result.nudges == 1 and result.truncations == 1 and result.compactions >= 1
     table = render_table([result], "qwen2.5:14b")
