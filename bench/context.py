@@ -202,13 +202,14 @@ async def main(names: list[str]) -> int:
 # Qwen-like tokenizer): per run, the server's prompt tokens per turn, our calibrated estimate
 # for the same request, the peak against the budget, and how often the budget compacted.
 
-# (server num_ctx, BUDO_CONTEXT_TOKENS): a roomy server; a default Ollama with the budget set
-# to match; and the baseline, a default Ollama with the budget left at its default (budo then
-# only has truncation detection to go on). The scripted turns advance per request, so in the
+# (server num_ctx, BUDO_CONTEXT_TOKENS): a roomy server; small servers with the budget set to
+# match; and the baseline, a small server with the budget left at its default (budo then only
+# has truncation detection to go on). The scripted turns advance per request, so in the
 # baseline a request budo re-asks after a detected truncation skips a scripted turn: its
 # verdict column measures that desync as much as the model's confusion; "lost q" (requests
 # whose question the server dropped) is the figure that matters there.
-BUDGET_RUNS = ((32768, 32768), (4096, 4096), (4096, 32768))
+# 4096 is shown too: with ten tool schemas (~2.1k tokens) it leaves too little to investigate.
+BUDGET_RUNS = ((32768, 32768), (8192, 8192), (4096, 4096), (8192, 32768))
 
 
 class _Counts:
