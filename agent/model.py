@@ -40,6 +40,7 @@ import httpx
 
 from agent import ollama, server_errors
 from agent.context import DEFAULT_CONTEXT_TOKENS, REPLY_RESERVE_MAX
+from agent.discovery import discover
 from agent.protocols import Completion
 from agent.wire import completion_from_body, normalise_message, tool_names, trim
 from budo.errors import (
@@ -204,44 +205,15 @@ class OpenAIChatModel:
     # --- discovery --------------------------------------------------------------------------
 
     async def detect(self) -> str:
-        """Identify the server once (never raises): ``flavour`` becomes ollama, vllm,
-        llamacpp, lmstudio, openai or unknown, and the context window is read where published."""
-        if not self._detect_pending:
-            return self.flavour
-        self._detect_pending = False
-        version = await self._get_json(f"{self.root_url}/api/version")
-        if isinstance(version, dict) and isinstance(version.get("version"), str):
-            self.flavour, self.native = "ollama", True
-            show = await self._get_json(f"{self.root_url}/api/show", {"model": self.model})
-            length = ollama.context_length(show) if isinstance(show, dict) else None
-            if length:
-                window = min(length, self.context_tokens)
-                source = ("Ollama /api/show" if window == length
-                          else f"BUDO_CONTEXT_TOKENS (model trained for {length})")
-                self._window = (window, source)
-            return self.flavour
-        listing = await self._get_json(self._url("/models"))
-        entries = listing.get("data") if isinstance(listing, dict) else None
-        entries = [e for e in entries or [] if isinstance(e, dict)]
-        mine = next((e for e in entries if e.get("id") == self.model), entries[0] if entries
-                    else {})
-        owners = {e.get("owned_by") for e in entries}
-        if isinstance(mine.get("max_model_len"), int):
-            self.flavour = "vllm"
-            self._window = (mine["max_model_len"], "vLLM /v1/models max_model_len")
-        elif "llamacpp" in owners:
-            self.flavour = "llamacpp"
-            props = await self._get_json(f"{self.root_url}/props")
-            n_ctx = None
-            if isinstance(props, dict):
-                settings = props.get("default_generation_settings") or {}
-                n_ctx = settings.get("n_ctx", props.get("n_ctx"))
-            if isinstance(n_ctx, int) and n_ctx > 0:
-                self._window = (n_ctx, "llama.cpp /props n_ctx")
-        elif "organization_owner" in owners:
-            self.flavour = "lmstudio"
-        elif "api.openai.com" in self.base_url or owners & {"system", "openai"}:
-            self.flavour = "openai"
+        """Identify the server once (never raises; ``agent.discovery``): ``flavour`` becomes
+        ollama, vllm, llamacpp, lmstudio, openai or unknown, and the window is read where
+        published. Ollama is then spoken to natively."""
+        if self._detect_pending:
+            self._detect_pending = False
+            server = await discover(self._get_json, self.base_url, self.root_url, self.model,
+                                    self.context_tokens)
+            self.flavour, self._window = server.flavour, server.window
+            self.native = server.native_ollama
         return self.flavour
 
     @property
@@ -258,6 +230,7 @@ class OpenAIChatModel:
         return self._window
 
     async def _get_json(self, url: str, post: dict[str, Any] | None = None) -> Any:
+        """Parsed JSON of a 200 answer, else None; for discovery, so short and never raising."""
         try:
             if post is None:
                 response = await self._client.get(url, headers=self._headers,

@@ -77,3 +77,24 @@ async def test_openai_dialect_requests_carry_tool_choice_and_string_arguments(
                 for call in message.get("tool_calls") or []:
                     json.loads(call["function"]["arguments"])
                     assert call["id"]
+
+
+@pytest.mark.parametrize(("name", "window"), [
+    ("ollama-native", (32768, "Ollama /api/show")),
+    ("vllm-hermes", (32768, "vLLM /v1/models max_model_len")),
+    ("llamacpp", (16384, "llama.cpp /props n_ctx")),
+    ("openai", None), ("lmstudio", None), ("ollama-v1", None),
+])
+async def test_each_server_publishes_its_window_where_budo_reads_it(scripted_model, name, window):
+    options = dict(SERVERS[name])
+    model_name = options.pop("model", "qwen2.5:14b")
+    server = await scripted_model([], model=model_name, **options)
+    async with OpenAIChatModel(server.url, model_name, context_tokens=65536) as model:
+        assert await model.context_window() == window
+
+
+async def test_ollama_window_is_capped_by_budo_context_tokens(scripted_model):
+    server = await scripted_model([], flavour="ollama", model_context_length=131072)
+    async with OpenAIChatModel(server.url, "qwen2.5:14b", context_tokens=16384) as model:
+        assert await model.context_window() == (
+            16384, "BUDO_CONTEXT_TOKENS (model trained for 131072)")
