@@ -178,6 +178,8 @@ class TerminalSink:
         for action in self.actions:
             p(self._style("ACTION", "1") + f"  {action}")
         extra = "" if v.get("structured", True) else " · (unstructured answer kept as is)"
+        if v.get("cut_off"):
+            extra += " · (cut off at the model's length limit)"
         p(self._style(f"confidence {v.get('confidence', 'unknown')} · run {event.run_id} · "
                       f"{event.turns} turns · {event.tokens} tokens · "
                       f"{time.monotonic() - self.started:.1f}s{extra}", "2"))

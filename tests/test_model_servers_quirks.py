@@ -117,10 +117,13 @@ async def test_an_answer_cut_off_gets_one_continuation(scripted_model):
 
 
 async def test_an_answer_still_cut_off_is_marked_truncated(scripted_model):
+    terminal = io.StringIO()
     outcome, _, _, _ = await run(scripted_model, [
-        {"fault": "cut_off", "answer": ANSWER}, {"fault": "cut_off", "answer": "and more"}])
+        {"fault": "cut_off", "answer": ANSWER}, {"fault": "cut_off", "answer": "and more"}],
+        sinks=[TerminalSink(terminal, color=False)])
     assert outcome.status == "succeeded"
     assert outcome.verdict["cut_off"] is True
+    assert "cut off at the model's length limit" in terminal.getvalue()
 
 
 # --- sampling settings ------------------------------------------------------------------------
