@@ -327,6 +327,8 @@ def verdict_message(question: str, verdict: dict[str, Any], evidence_links: Sequ
     if not verdict.get("structured", True) and verdict.get("raw"):
         blocks.append(context("The model did not answer in the expected format; "
                               "this is its raw answer, best effort."))
+    if verdict.get("cut_off"):
+        blocks.append(context("The answer was cut off at the model's length limit."))
     extra = [f"confidence: *{escape(confidence)}*", totals_line(run_id, turns, tokens, elapsed_s)]
     if thread_link:
         extra.append(link(thread_link, "evidence thread"))

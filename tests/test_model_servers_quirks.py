@@ -4,6 +4,7 @@ against the scripted model in the matching server flavour (scenarios.model_serve
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pytest
@@ -220,3 +221,10 @@ def test_the_system_prompt_names_nothing_from_the_bundled_incidents() -> None:
                  "never describe a plan"):
         assert step in lowered, step
     assert "request it as the last step; if it is denied, put it in fix" in lowered
+
+
+def test_the_slack_verdict_says_when_the_answer_was_cut_off() -> None:
+    from bot import blocks
+    _, body = blocks.verdict_message("q", {"root_cause": "x", "cut_off": True}, [], "r-1", 1, 1,
+                                     0.1, None)
+    assert "cut off at the model's length limit" in json.dumps(body)
