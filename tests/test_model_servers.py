@@ -194,11 +194,12 @@ SETTINGS = [("vllm", "--max-model-len"), ("llamacpp", "-c / --ctx-size"),
 async def test_each_servers_overflow_is_recovered_by_compacting(replay, scripted_model, flavour):
     """The client was not told the window (no discovery): the server's 400 says it."""
     outcome, trail, _, _ = await investigate(
-        replay, scripted_model, client={"detect": False}, flavour=flavour, context_tokens=4096)
+        replay, scripted_model, budgets=BIG_RESULTS, client={"detect": False}, flavour=flavour,
+        context_tokens=8192)
     assert_right_verdict(outcome)
     overflow = [e for e in trail.of("context_compacted") if e.reason == "overflow"]
     assert overflow, [e.kind for e in trail.events]
-    assert overflow[0].window == 4096 and overflow[0].source == "the server's overflow error"
+    assert overflow[0].window == 8192 and overflow[0].source == "the server's overflow error"
 
 
 async def test_an_overflow_that_compaction_cannot_fix_ends_in_an_answer_without_tools(
