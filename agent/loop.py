@@ -9,7 +9,12 @@ order, and awaited, before the next step. Rules that matter live here, in code:
 - every failure a model or a tool can produce (unknown tool, bad JSON, an exception, a timeout,
   a repeated call) goes back to the model as a tool result; the loop never crashes on them;
 - budgets: turns (the last turn is offered no tools), tokens, wall clock, per-tool time, and
-  the characters of each tool result that reach the model.
+  the characters of each tool result that reach the model;
+- the context: every request is fitted to the model's window first (agent/context.py: older
+  results compacted, a typed event says so); an overflow refusal is retried harder, then
+  answered without tools; a server that silently truncated is reported and asked again;
+- a reply that is neither a tool call nor an answer in the verdict format gets a nudge, and
+  an answer cut off at the length limit one continuation, before anything counts as a verdict.
 """
 
 from __future__ import annotations
