@@ -179,10 +179,18 @@ class RunManager:
         finally:
             try:
                 await active.sink.finish(kind, verdict=verdict, reason=reason, turns=turns,
-                                         tokens=tokens)
+                                         tokens=tokens, audit=await self._audit_head(thread.run_id))
             except Exception:
                 log.exception("run %s: could not post the outcome", thread.run_id)
             self.active.pop(thread.run_id, None)
+
+    async def _audit_head(self, run_id: str) -> tuple[str, int, bool] | None:
+        """(final hash, events, keyed) of the run's chain, for the thread (None if unknown)."""
+        try:
+            run = await self.store.get_run(run_id)
+        except BudoError:
+            return None
+        return run.head_hash, run.event_count, getattr(self.store, "audit_key", None) is not None
 
     async def _end_quietly(self, run_id: str, status: str, reason: str) -> None:
         """Record how a run ended when the loop could not (it is still 'running')."""

@@ -179,7 +179,8 @@ class SlackEventSink:
     # --- the outcome ------------------------------------------------------------------------
 
     async def finish(self, kind: str, *, verdict: dict[str, Any] | None, reason: str,
-                     turns: int, tokens: int) -> str | None:
+                     turns: int, tokens: int,
+                     audit: tuple[str, int, bool] | None = None) -> str | None:
         """Post the outcome at the channel's top level, a pointer in the thread, and the final
         status on the run's message. ``kind``: succeeded, failed, cancelled, interrupted or
         crashed. Returns the top-level message's ts (None if Slack refused everything)."""
@@ -222,6 +223,13 @@ class SlackEventSink:
             # The channel refused the top-level post: the thread is the last place to say it.
             try:
                 await self._post(text, body)
+            except SlackError:
+                self.failures += 1
+        if audit is not None:
+            # The head hash, outside the database: a later rewrite of the trail cannot match it.
+            head_text, head_body = blocks.audit_head(self.thread.run_id, *audit)
+            try:
+                await self._post(head_text, head_body)
             except SlackError:
                 self.failures += 1
         await self.close()

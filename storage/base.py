@@ -28,6 +28,9 @@ class StoreBase:
         # One connection is one transaction at a time: coroutines take turns. Other
         # processes are kept out by BEGIN IMMEDIATE + busy_timeout at the SQLite level.
         self._lock = asyncio.Lock()
+        # Set when the file's schema/triggers are not what the migrations made: every
+        # write is refused with this one line (storage/integrity.py).
+        self.refusal: str | None = None
 
     @property
     def connection(self) -> aiosqlite.Connection:
@@ -38,6 +41,8 @@ class StoreBase:
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
         """One IMMEDIATE transaction: committed when the block ends, rolled back (nothing
         written) on any error. sqlite errors become StoreError."""
+        if self.refusal:
+            raise StoreError(self.refusal)
         async with self._lock:
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
@@ -54,6 +59,8 @@ class StoreBase:
     async def _autocommit(self) -> AsyncIterator[aiosqlite.Connection]:
         """For a single statement, atomic on its own: no BEGIN/COMMIT round trips. Still
         under the lock, so it never lands inside another task's open transaction."""
+        if self.refusal:
+            raise StoreError(self.refusal)
         async with self._lock:
             try:
                 yield self._conn

@@ -157,3 +157,29 @@ async def test_malformed_signed_payloads_get_400_and_one_log_line(
         assert not any("Traceback" in r.getMessage() for r in caplog.records)
         # The bot still works afterwards.
         assert (await h.sim.slash_command("help")).status == 200
+
+
+# --- the audit head in the thread -------------------------------------------------------------
+
+
+async def test_the_final_audit_hash_is_posted_in_the_thread_and_the_export(
+        slack, scripted_model, tmp_path: Path):
+    model = await scripted_model(ANSWER)
+    async with running_bot(slack, model.url, FakeCluster().tools(), tmp_path) as h:
+        await h.sim.slash_command("investigate checkout is down", user_id=REQUESTER)
+        root = await h.root_message()
+        run_id = root.text.split("· run ")[1].split()[0]
+        await h.top_level("🧭 Verdict")
+        await h.run_finished(run_id)
+        posted = next(m for m in slack.thread(CHANNEL, root.ts)
+                      if m.text.startswith("🔏 Audit trail"))
+        head = posted.text.split("final hash `")[1].split("`")[0]
+        run = await h.store.get_run(run_id)
+        assert head == run.head_hash and f"{run.event_count} events" in posted.text
+        assert f"budo audit verify {run_id} --expect {head}" in posted.text
+        assert "unkeyed" in posted.text
+        assert (await h.store.verify(run_id, expect=head)).ok
+        await h.sim.slash_command(f"export {run_id}", user_id=REQUESTER)
+        files = await slack.wait_for(lambda: len(slack.files) == 2 and slack.files)
+        markdown = next(f for f in files if f.filename.endswith(".md")).content.decode()
+        assert f"--expect {head}" in markdown
