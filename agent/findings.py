@@ -285,7 +285,7 @@ def service_findings(service: Obj, endpoints: Obj | None, pods: Sequence[Obj]) -
 def _near_matches(selector: Mapping[str, str], pods: Sequence[Obj]) -> list[str]:
     """Pods off by one selector label: a missing key or a value within a few edits."""
     near: list[tuple[int, str]] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for pod in pods:
         labels = pod.get("metadata", {}).get("labels") or {}
         wrong = [k for k, v in selector.items() if labels.get(k) != v]

@@ -20,7 +20,6 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from budo.config import Settings
 from budo.errors import ClusterError, ClusterUnreachable, Conflict, Forbidden, NotFound
 
 Obj = dict[str, Any]
@@ -112,11 +111,6 @@ class Cluster:
             source = "in-cluster"
         return cls(client.ApiClient(configuration), namespaces=namespaces,
                    request_timeout=request_timeout, source=source)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Cluster:
-        return cls.from_kubeconfig(settings.kubeconfig, settings.namespaces,
-                                   request_timeout=min(10.0, settings.tool_timeout))
 
     def close(self) -> None:
         self.api_client.close()
@@ -255,7 +249,7 @@ class Cluster:
             kwargs["previous"] = True
         body = await self._call(f"logs of pod {pod!r} in namespace {namespace!r}",
                                 self._core.read_namespaced_pod_log, **kwargs)
-        return body.decode("utf-8", errors="replace")
+        return str(body.decode("utf-8", errors="replace"))
 
     async def delete_pod(self, namespace: str, pod: str, *, uid: str) -> Obj:
         """Delete exactly the pod with this uid: the API server answers 409 (Conflict) when

@@ -29,6 +29,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from agent.protocols import ToolResult
 
@@ -390,6 +391,11 @@ _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str], _Counter], str]]] =
 ]
 
 
+def _apply(rule: Callable[[re.Match[str], _Counter], str], counter: _Counter,
+           match: re.Match[str]) -> str:
+    return rule(match, counter)
+
+
 def redact(text: str) -> tuple[str, int, list[str]]:
     """Return ``(redacted_text, count, kinds)``; ``kinds`` lists each kind found once, in the
     order first seen. Idempotent: placeholders are never redacted again."""
@@ -397,7 +403,7 @@ def redact(text: str) -> tuple[str, int, list[str]]:
         return text, 0, []
     counter = _Counter()
     for pattern, replacement in _RULES:
-        text = pattern.sub(lambda m, r=replacement: r(m, counter), text)
+        text = pattern.sub(partial(_apply, replacement, counter), text)
     text = _redact_db_commands(text, counter)
     text = _redact_pem_tails(text, counter)
     text = _redact_secret_data(text, counter)

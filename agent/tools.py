@@ -190,7 +190,7 @@ def error_text(exc: ClusterError) -> str:
     return message
 
 
-def _wrap(tool: str, func: Callable[..., Awaitable[ToolResult]]) -> Callable[..., Any]:
+def _wrap(tool: str, func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
     schema = PARAMETERS[tool]
 
     @functools.wraps(func)

@@ -18,12 +18,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from agent.protocols import ApprovalDecision, ApprovalRequest
+from agent import ApprovalDecision, ApprovalRequest
 from bot import blocks
 from bot.poster import SlackPoster
 from budo.errors import ApprovalNotFound, BudoError, SlackError
-from storage.records import ApprovalRecord
-from storage.store import Store
+from storage import ApprovalRecord, Store
 
 log = logging.getLogger("budo.bot.approvals")
 
@@ -66,7 +65,7 @@ class OnCallPolicy:
         return None
 
     def describe(self) -> str:
-        names = [blocks.mention(u) for u in sorted(self.users)]
+        names: list[str] = [blocks.mention(u) for u in sorted(self.users)]
         if self.usergroup and re.fullmatch(r"[A-Z0-9]+", self.usergroup):
             names.append(f"<!subteam^{self.usergroup}>")
         return blocks.Safe(", ".join(names) or "nobody is configured")

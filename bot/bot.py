@@ -29,6 +29,7 @@ from bot.handlers import Handlers
 from bot.inbound import malformed, signed
 from bot.poster import SlackPoster, make_web_client
 from bot.runs import RunManager
+from budo import wiring
 from budo.config import Settings
 from budo.errors import BudoError, ConfigError, SlackError
 from storage.store import Store
@@ -40,9 +41,7 @@ ToolboxFactory = Callable[[Settings], Sequence[ToolSpec] | Awaitable[Sequence[To
 
 
 def default_model(settings: Settings) -> ChatModel:
-    from agent.model import OpenAIChatModel
-
-    return OpenAIChatModel.from_settings(settings)
+    return wiring.chat_model(settings)
 
 
 class BudoBot:
@@ -66,10 +65,9 @@ class BudoBot:
         self.started = False
 
     def _default_toolbox(self, settings: Settings) -> list[ToolSpec]:
-        from agent.kube import Cluster
         from agent.tools import build_toolbox
 
-        self._cluster = Cluster.from_settings(settings)
+        self._cluster = wiring.cluster(settings)
         return build_toolbox(self._cluster)
 
     async def start(self) -> None:

@@ -16,9 +16,7 @@ from bot.commands import HELP_TEXT, Command, question_from_mention
 from bot.poster import SlackPoster
 from bot.runs import RunManager
 from budo.errors import BudoError, RunNotFound
-from storage.export import export_jsonl, export_markdown
-from storage.records import RunRecord
-from storage.store import Store
+from storage import RunRecord, Store, export_jsonl, export_markdown
 
 log = logging.getLogger("budo.bot.handlers")
 

@@ -12,14 +12,15 @@ import sys
 import time
 from typing import Any, TextIO
 
-from agent.events import (
+from agent import (
     ApprovalDecided,
     ApprovalRequested,
     Event,
     ModelReply,
     Redacted,
-    RunCancelledEvent,
+    RunCancelled,
     RunFailed,
+    RunInterrupted,
     RunStarted,
     ToolFinished,
     ToolRequested,
@@ -135,8 +136,10 @@ class TerminalSink:
             p(f"  └─ ❌ {self._style('Investigation failed', '1;31')}: {event.reason}")
             p(self._style(f"     {event.turns} turns · {event.tokens} tokens · "
                           f"{time.monotonic() - self.started:.1f}s", "2"))
-        elif isinstance(event, RunCancelledEvent):
+        elif isinstance(event, RunCancelled):
             p(f"  └─ ⏹️  Investigation cancelled ({event.reason})")
+        elif isinstance(event, RunInterrupted):
+            p(f"  └─ ⚠️  Investigation interrupted ({event.reason})")
 
     def _verdict(self, event: VerdictReached) -> None:
         v, p = event.verdict, self._print

@@ -15,8 +15,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from agent.loop import Budgets
-from agent.model import OpenAIChatModel
+from budo import wiring
 from budo.config import Settings
 from budo.console import TerminalSink
 from budo.harness import configured_model_status, replayed_incident, scripted_model
@@ -69,10 +68,10 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
             await configured_model_status(settings))
         sink = TerminalSink(out, requester="you (demo)")
         approver = TerminalApprover()
-        budgets = Budgets.from_settings(settings)
+        budgets = wiring.budgets(settings)
         if answers:
             print(f"model: {status}", file=out)
-            async with OpenAIChatModel.from_settings(settings) as model:
+            async with wiring.chat_model(settings) as model:
                 outcome = await investigate(
                     scenario.question, model=model, tools=incident.tools,
                     db_path=settings.db_path, budgets=budgets, namespace=scenario.namespace,
@@ -109,8 +108,7 @@ def _a_pod_to_restart(incident: Any) -> str | None:
 
 async def _summarise(outcome: Any, scenario: Any, db_path: str,
                      audit_key: str | None = None) -> int:
-    from storage import Store
-    from storage.export import export_markdown
+    from storage import Store, export_markdown
 
     store = await Store.open(db_path, audit_key=audit_key)
     try:

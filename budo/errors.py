@@ -23,8 +23,7 @@ catch *our* types and the original stays on ``__cause__`` for the log.
     │   └── ApprovalNotFound       no approval with that id (a stale button)
     ├── SlackError                 the Slack Web API failed after retries
     └── RunAborted                 a run ended without a verdict
-        ├── BudgetExceeded         tokens or wall clock ran out
-        └── RunCancelled           someone pressed Cancel / Ctrl-C
+        └── BudgetExceeded         tokens or wall clock ran out
 """
 
 from __future__ import annotations
@@ -129,7 +128,3 @@ class RunAborted(BudoError):
 
 class BudgetExceeded(RunAborted):
     """A run budget (tokens, wall clock) ran out."""
-
-
-class RunCancelled(RunAborted):
-    """The run was cancelled from outside."""

@@ -13,8 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from agent.loop import Budgets, RunOutcome, run_investigation
-from agent.protocols import ApprovalDecision, ApprovalRequest, ChatModel, EventSink, ToolSpec
+from agent import (
+    ApprovalDecision,
+    ApprovalRequest,
+    Budgets,
+    ChatModel,
+    EventSink,
+    RunOutcome,
+    ToolSpec,
+    run_investigation,
+)
+from budo import wiring
 from budo.config import Settings
 from budo.console import TerminalSink, format_args
 
@@ -78,9 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from agent.kube import Cluster
-    from agent.model import OpenAIChatModel
-    from agent.tools import build_toolbox
+    from agent import Cluster, build_toolbox
 
     settings = Settings.from_env()
     if not args.question.strip():
@@ -89,12 +96,12 @@ async def run(args: argparse.Namespace) -> int:
     if args.max_turns is not None and args.max_turns < 1:
         print("budo investigate: --max-turns must be at least 1", file=sys.stderr)
         return 2
-    budgets = Budgets.from_settings(settings)
+    budgets = wiring.budgets(settings)
     if args.max_turns:
         budgets = replace(budgets, max_turns=args.max_turns)
     cluster = Cluster.from_kubeconfig(args.kubeconfig or settings.kubeconfig,
                                       namespaces=settings.namespaces)
-    async with OpenAIChatModel.from_settings(settings) as model:
+    async with wiring.chat_model(settings) as model:
         outcome = await investigate(
             args.question, model=model, tools=build_toolbox(cluster), db_path=settings.db_path,
             budgets=budgets, namespace=args.namespace, sinks=[TerminalSink()],
@@ -104,9 +111,9 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def exit_code(outcome: RunOutcome) -> int:
-    """0 with a verdict; otherwise one line on stderr and 1 (failed) or 130 (cancelled)."""
+    """0 with a verdict; otherwise one line on stderr and 1 (failed) or 130 (stopped)."""
     if outcome.status == "succeeded":
         return 0
     print(f"budo: no verdict: {outcome.reason} (run {outcome.run_id}; "
           f"`budo export {outcome.run_id}` for the trail)", file=sys.stderr)
-    return 130 if outcome.status == "cancelled" else 1
+    return 130 if outcome.status in ("cancelled", "interrupted") else 1

@@ -329,7 +329,8 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 def endpoints_for(service: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
     """Endpoints as the endpoints controller computes them from the service's selector."""
     ns, name = service["metadata"]["namespace"], service["metadata"]["name"]
-    ready, unready = [], []
+    ready: list[dict[str, Any]] = []
+    unready: list[dict[str, Any]] = []
     for pod in pods:
         if pod["metadata"].get("namespace") != ns or not pod["status"].get("podIP"):
             continue

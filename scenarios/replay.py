@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from scenarios.model import Scenario, load_scenario
+from scenarios.load import load_scenario
+from scenarios.model import Scenario
 from scenarios.replay_handlers import dispatch, fail
 from scenarios.replay_state import Deletion, ReplayState
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +150,7 @@ class ReplayServer:
         return target
 
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.requests.append(RequestRecord(request.method, request.path, request.query_string,
                                            request.headers.get("User-Agent", "")))
         faults = self.faults

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -22,11 +22,25 @@ from scenarios.replay_discovery import (
 )
 from scenarios.replay_logs import LogError, choose_text, cut, pick_container
 from scenarios.replay_selectors import SelectorError, field_selector, label_selector
+from scenarios.replay_state import ReplayState
 from scenarios.replay_table import table, wants_table
 from scenarios.times import parse_timestamp
 
-if TYPE_CHECKING:
-    from scenarios.replay import ReplayServer
+
+class ReplayServer(Protocol):
+    """What the handlers read of the server (scenarios/replay.py): its state, the forbidden
+    namespaces among its fault switches, its address and the user it answers as."""
+
+    state: ReplayState
+    port: int
+    user: str
+
+    @property
+    def faults(self) -> _Forbidding: ...
+
+
+class _Forbidding(Protocol):
+    forbidden_namespaces: set[str]
 
 
 def reply(body: dict[str, Any], code: int = 200) -> web.Response:

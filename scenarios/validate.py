@@ -75,7 +75,7 @@ class Checker:
         self.text(value, path)
         if not NAME.match(value) or len(value) > 253:
             raise self.fail(path, f"{value!r} is not a valid Kubernetes name (lowercase a-z0-9-.)")
-        return value
+        return str(value)
 
     def integer(self, value: Any, path: str, minimum: int = 0) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -103,7 +103,7 @@ class Checker:
             re.compile(value)
         except re.error as exc:
             raise self.fail(path, f"invalid regex: {exc}") from exc
-        return value
+        return str(value)
 
 
 def _kind(value: Any) -> str:

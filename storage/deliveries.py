@@ -4,6 +4,7 @@ day are pruned on insert: Slack retries within the hour, signed requests expire 
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -15,11 +16,14 @@ KEEP_S = 86_400.0
 
 async def first_delivery(store: StoreBase, key: str, now: float | None = None) -> bool:
     """True the first time ``key`` is seen (recorded, committed), False ever after."""
-    now = time.time() if now is None else now
-    async with store._write() as db:
-        cursor = await db.execute("INSERT OR IGNORE INTO deliveries (key, at) VALUES (?, ?)",
-                                  (key, now))
-        first = cursor.rowcount == 1
-        if first:
-            await db.execute("DELETE FROM deliveries WHERE at < ?", (now - KEEP_S,))
-    return first
+    at = time.time() if now is None else now
+
+    def work(db: sqlite3.Connection) -> bool:
+        cursor = db.execute("INSERT OR IGNORE INTO deliveries (key, at) VALUES (?, ?)",
+                            (key, at))
+        if cursor.rowcount != 1:
+            return False
+        db.execute("DELETE FROM deliveries WHERE at < ?", (at - KEEP_S,))
+        return True
+
+    return await store._transaction(work)

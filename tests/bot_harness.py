@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.model import OpenAIChatModel
 from agent.protocols import ToolResult, ToolSpec
 from agent.tools import SUMMARIES
 from bot.bot import BudoBot
 from bot.serve import Serving, open_server
 from budo.config import Settings
 from storage.store import Store
+from tests.fixtures.model import quick_model
 from tests.fixtures.slack import BOT_TOKEN, ONCALL_GROUP, ONCALL_USER, SIGNING_SECRET
 from tests.slack_emulator import Message, SlackClientSim, SlackEmulator
 
@@ -123,7 +123,7 @@ async def running_bot(slack: SlackEmulator, model_url: str, tools: Sequence[Tool
                       **overrides: Any) -> AsyncIterator[Harness]:
     settings = bot_settings(slack, model_url, tmp, **overrides)
     store = await Store.open(settings.db_path)
-    bot = BudoBot(settings, store, model_factory=OpenAIChatModel.from_settings,
+    bot = BudoBot(settings, store, model_factory=quick_model,
                   toolbox_factory=lambda _settings: list(tools),
                   update_interval=update_interval, rate_per_channel=rate, burst=50,
                   shutdown_grace=0.5)

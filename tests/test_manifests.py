@@ -192,6 +192,7 @@ def test_deployment_config_and_secret_feed_settings_for_socket_mode():
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+@pytest.mark.slow  # a subprocess
 def test_kustomize_renders_the_base_and_nothing_else():
     result = subprocess.run([KUBECTL, "kustomize", str(MANIFESTS)], capture_output=True,
                             text=True, timeout=60)
@@ -290,6 +291,7 @@ def boutique_deployment(name: str, container: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+@pytest.mark.slow  # a subprocess
 def test_checkout_break_changes_one_env_var_and_heal_restores_it(tmp_path: Path):
     original = boutique_deployment("checkoutservice", {
         "image": "checkoutservice:v0.10.1", "env": CHECKOUT_ENV})
@@ -304,6 +306,7 @@ def test_checkout_break_changes_one_env_var_and_heal_restores_it(tmp_path: Path)
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+@pytest.mark.slow  # a subprocess
 def test_cart_break_swaps_the_image_and_heal_restores_it(tmp_path: Path):
     original = boutique_deployment("cartservice", {"image": CART_IMAGE})
     broken = kubectl_patch(tmp_path, original, "break-cartservice-image.yaml")

@@ -13,6 +13,7 @@ import pytest
 from agent.kube import Cluster
 from agent.protocols import Preview, ToolResult, ToolSpec
 from agent.tools import build_toolbox
+from budo import wiring
 from budo.config import Settings
 from budo.errors import ClusterUnreachable
 
@@ -250,7 +251,7 @@ def test_missing_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:
         Cluster.from_kubeconfig(str(tmp_path / "missing"))
     settings = Settings(kubeconfig=str(tmp_path / "missing"))
     with pytest.raises(ClusterUnreachable):
-        Cluster.from_settings(settings)
+        wiring.cluster(settings)
 
 
 async def test_server_error_and_timeout_are_tool_errors(replay: Replay) -> None:
