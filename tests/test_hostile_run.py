@@ -22,7 +22,13 @@ from agent.kube import Cluster
 from agent.tools import build_toolbox
 from storage.export import export_jsonl, export_markdown
 from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, running_bot
-from tests.fixtures.hostile import HOSTILE_LINE, SCRIPT, SECRETS, hostile_scenario
+from tests.fixtures.hostile import (
+    FALSE_POSITIVES,
+    HOSTILE_LINE,
+    SCRIPT,
+    SECRETS,
+    hostile_scenario,
+)
 from tests.fixtures.slack import ONCALL_GROUP
 
 ANGLED = re.compile(r"<([^<>\n]*)>")
@@ -122,3 +128,9 @@ async def test_hostile_cluster_data_neither_pings_nor_leaks(slack, scripted_mode
     leaks = [(where, s.value) for s in SECRETS for where, text in places.items()
              if s.value in text]
     assert leaks == []
+    # ... and the ordinary lines in the same log reached the model untouched.
+    logs_output = next(e.payload["output"] for e in store_events
+                       if e.kind == "tool_finished" and e.payload["tool"] == "logs")
+    # (the replay strips a leading kubelet timestamp, as `kubectl logs` does)
+    expected = [re.sub(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ", "", line) for line in FALSE_POSITIVES]
+    assert [line for line in expected if line not in logs_output] == []
