@@ -125,10 +125,19 @@ def verify_chain(
         result = VerifyResult(False, result.events, 1, result.detail + " (or the chain is "
                               "HMAC-keyed: set BUDO_AUDIT_KEY to verify it)", result.head_hash)
     if result.ok and expect is not None and expect != result.head_hash:
-        return VerifyResult(False, result.events, None, f"the final hash {result.head_hash} "
-                            f"does not match the expected {expect}: the trail was rewritten "
-                            "or it is not the one that was posted", result.head_hash,
-                            keyed=result.keyed)
+        # The hash posted in Slack may be an earlier link when budo recorded something after
+        # posting it (e.g. where the outcome was delivered): events up to it are pinned, the
+        # later ones are named so a reader can judge them.
+        at = next((row.seq for row in rows if row.hash == expect), None)
+        if at is None:
+            return VerifyResult(False, result.events, None, f"the final hash "
+                                f"{result.head_hash} does not match the expected {expect}: "
+                                "the trail was rewritten or it is not the one that was posted",
+                                result.head_hash, keyed=result.keyed)
+        later = ", ".join(row.kind for row in rows[at:])
+        return VerifyResult(True, result.events, None, f"{result.detail}; the expected hash "
+                            f"is event {at}'s, events after it were added later: {later}",
+                            result.head_hash, keyed=result.keyed)
     return result
 
 

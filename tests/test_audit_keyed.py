@@ -120,3 +120,22 @@ def test_a_file_whose_guards_were_dropped_is_refused_for_writing(store_path, cap
     code = main(["audit", "verify", run_id, "--db", store_path])
     captured = capsys.readouterr()
     assert code == 0 and "events_no_update is missing" in captured.err
+
+
+def test_expect_may_pin_an_earlier_link_and_names_what_came_after(store_path, capsys,
+                                                                   monkeypatch) -> None:
+    run_id, posted = record(store_path, KEY)
+
+    async def append_later() -> None:
+        async with await Store.open(store_path, audit_key=KEY) as store:
+            await store.record(run_id, "outcome_delivered", {"via": "channel"}, actor="budo")
+
+    asyncio.run(append_later())
+    code = main(["audit", "verify", run_id, "--db", store_path, "--expect", posted])
+    out = capsys.readouterr().out
+    assert code != 0 and "set BUDO_AUDIT_KEY" in out  # keyed chain, no key given
+    monkeypatch.setenv("BUDO_AUDIT_KEY", KEY)
+    code, out = verify(capsys, store_path, run_id, "--expect", posted)
+    assert code == 0 and "events after it were added later: outcome_delivered" in out
+    code, out = verify(capsys, store_path, run_id, "--expect", "0" * 64)
+    assert code == 1 and "does not match the expected" in out
