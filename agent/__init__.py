@@ -10,10 +10,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from agent.context import notice as context_notice
 from agent.events import (
     ApprovalDecided,
     ApprovalRequested,
+    ContextCompacted,
+    ContextTruncated,
     Event,
+    ModelNudged,
     ModelReply,
     ModelRequest,
     Redacted,
@@ -61,10 +65,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ApprovalDecided", "ApprovalDecision", "ApprovalRequest", "ApprovalRequested", "Approver",
-    "Budgets", "ChatModel", "Cluster", "Completion", "Event", "EventSink", "ModelReply",
+    "Budgets", "ChatModel", "Cluster", "Completion", "ContextCompacted", "ContextTruncated",
+    "Event", "EventSink", "ModelNudged", "ModelReply",
     "ModelRequest", "OpenAIChatModel", "Preview", "Redacted", "RunCancelled", "RunFailed",
     "RunInterrupted", "RunOutcome", "RunStarted", "Stop", "Terminal", "ToolCall",
     "ToolFinished", "ToolRequested", "ToolResult", "ToolSpec", "Truncated", "Usage",
-    "VerdictReached", "VerificationStarted", "Verified", "build_toolbox", "past_conversation",
+    "VerdictReached", "VerificationStarted", "Verified", "build_toolbox", "context_notice",
+    "past_conversation",
     "run_investigation",
 ]

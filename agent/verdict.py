@@ -35,6 +35,7 @@ class Verdict:
     confidence: str = "unknown"
     structured: bool = True
     raw: str = ""
+    cut_off: bool = False  # the server stopped it at its token limit, even after a continuation
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -60,6 +60,10 @@ def completion_from_body(
     content = message.get("content") or ""
     if not isinstance(content, str):  # content parts: [{"type": "text", "text": ...}]
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    refusal = message.get("refusal")
+    if not content and isinstance(refusal, str) and refusal.strip():
+        # OpenAI puts a safety refusal here with content null: it is an answer, not silence.
+        content = f"The model refused: {refusal.strip()}"
     calls = [tool_call(raw) for raw in message.get("tool_calls") or [] if isinstance(raw, dict)]
     legacy = message.get("function_call")
     if not calls and isinstance(legacy, dict):

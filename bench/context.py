@@ -196,5 +196,104 @@ async def main(names: list[str]) -> int:
     return 0
 
 
+# --- the context budget per turn (issue 10) ----------------------------------------------------
+# Each scenario's golden path through the real loop and client against the scripted model in
+# Ollama's /v1 semantics (a window budo cannot change; prompt tokens counted by the stand-in's
+# Qwen-like tokenizer): per run, the server's prompt tokens per turn, our calibrated estimate
+# for the same request, the peak against the budget, and how often the budget compacted.
+
+# (server num_ctx, BUDO_CONTEXT_TOKENS): a roomy server; small servers with the budget set to
+# match; and the baseline, a small server with the budget left at its default (budo then only
+# has truncation detection to go on). The scripted turns advance per request, so in the
+# baseline a request budo re-asks after a detected truncation skips a scripted turn: its
+# verdict column measures that desync as much as the model's confusion; "lost q" (requests
+# whose question the server dropped) is the figure that matters there.
+# 4096 is shown too: with ten tool schemas (~2.1k tokens) it leaves too little to investigate.
+BUDGET_RUNS = ((32768, 32768), (8192, 8192), (4096, 4096), (8192, 32768))
+
+
+class _Counts:
+    def __init__(self) -> None:
+        self.prompts: list[int] = []
+        self.estimates: list[int] = []
+        self.compactions = 0
+        self.truncations = 0
+        self.pending = 0
+
+    async def emit(self, event: Any) -> None:
+        if event.kind == "model_request":
+            self.pending = event.estimated_tokens
+        elif event.kind == "model_reply":
+            self.prompts.append(event.prompt_tokens)
+            self.estimates.append(self.pending)
+        elif event.kind == "context_compacted":
+            self.compactions += 1
+        elif event.kind == "context_truncated":
+            self.truncations += 1
+
+
+async def budget_run(name: str, window: int, budget: int) -> dict[str, Any]:
+    from agent import ApprovalDecision, Budgets, OpenAIChatModel, run_investigation
+    from scenarios.scripted_model import ScriptedModelServer
+
+    class _Deny:
+        async def request(self, req: Any) -> ApprovalDecision:
+            return ApprovalDecision(False, None, "bench: denied")
+
+    counts = _Counts()
+    async with replayed_incident(name) as incident:
+        server = ScriptedModelServer(list(incident.scenario.script), flavour="ollama",
+                                     context_tokens=window, native_api=False)
+        await server.start()
+        try:
+            async with OpenAIChatModel(server.url, "qwen2.5:14b", max_retries=0) as model:
+                outcome = await run_investigation(
+                    incident.scenario.question, run_id=f"bench-{name}", model=model,
+                    tools=incident.tools, sinks=[counts], approver=_Deny(),
+                    budgets=Budgets(context_tokens=budget),
+                    namespace=incident.scenario.namespace)
+        finally:
+            await server.stop()
+        lost = sum(1 for seen in server.seen
+                   if not any(incident.scenario.question in str(m.get("content")) for m in seen))
+        unmet = incident.scenario.check_verdict(outcome.verdict) if outcome.verdict else ["-"]
+    errors = [abs(e - p) / p for e, p in zip(counts.estimates, counts.prompts, strict=True)
+              if p and e][1:]  # from the second request on: the first one calibrates
+    return {"name": name, "window": window, "budget": budget, "prompts": counts.prompts,
+            "errors": errors,
+            "peak": max(counts.prompts, default=0), "compactions": counts.compactions,
+            "truncations": counts.truncations, "lost": lost, "ok": not unmet}
+
+
+async def budget_section(names: list[str]) -> None:
+    print()
+    print("# context budget: golden paths on an Ollama-/v1-shaped stand-in (tokens counted by a "
+          "Qwen-like tokenizer; window = the server's num_ctx, budget = BUDO_CONTEXT_TOKENS)")
+    header = (f"{'scenario':<22} {'window':>6} {'budget':>6} {'peak':>6} {'compact':>7} "
+              f"{'trunc':>5} {'lost q':>6} {'verdict':<7}  prompt tokens per turn")
+    print(header)
+    print("-" * len(header))
+    for window, budget in BUDGET_RUNS:
+        rows = [await budget_run(name, window, budget) for name in names]
+        for r in rows:
+            print(f"{r['name']:<22} {r['window']:>6} {r['budget']:>6} {r['peak']:>6} "
+                  f"{r['compactions']:>7} {r['truncations']:>5} {r['lost']:>6} "
+                  f"{'ok' if r['ok'] else 'WRONG':<7}  {' '.join(str(p) for p in r['prompts'])}")
+        peak = max(r["peak"] for r in rows)
+        errors = sorted(e for r in rows for e in r["errors"])
+        if errors and budget == window:
+            print(f"calibrated estimate vs the server's count: median error "
+                  f"{100 * errors[len(errors) // 2]:.1f}%, worst {100 * errors[-1]:.1f}% "
+                  f"over {len(errors)} requests")
+        print(f"window {window}, budget {budget}: peak {peak} of {window} tokens "
+              f"({100 * peak / window:.0f}%), {sum(r['compactions'] for r in rows)} "
+              f"compactions, {sum(r['truncations'] for r in rows)} server truncations, "
+              f"question lost in "
+              f"{sum(r['lost'] for r in rows)} requests, "
+              f"{sum(r['ok'] for r in rows)}/{len(rows)} right verdicts")
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1:])))
+    code = asyncio.run(main(sys.argv[1:]))
+    asyncio.run(budget_section(sys.argv[1:] or bundled_scenarios()))
+    sys.exit(code)

@@ -327,12 +327,22 @@ def verdict_message(question: str, verdict: dict[str, Any], evidence_links: Sequ
     if not verdict.get("structured", True) and verdict.get("raw"):
         blocks.append(context("The model did not answer in the expected format; "
                               "this is its raw answer, best effort."))
+    if verdict.get("cut_off"):
+        blocks.append(context("The answer was cut off at the model's length limit."))
     extra = [f"confidence: *{escape(confidence)}*", totals_line(run_id, turns, tokens, elapsed_s)]
     if thread_link:
         extra.append(link(thread_link, "evidence thread"))
     blocks.append(context(*extra))
     text = f"{title} (run {run_id}): {escape(root_cause)}\nFix: {escape(fix)}"
     return trim(text, MESSAGE_TEXT_LIMIT), capped(blocks)
+
+
+def audit_head(run_id: str, head_hash: str, events: int, keyed: bool) -> tuple[str, Blocks]:
+    """The run's final audit hash, posted in its thread when it ends."""
+    how = "HMAC-SHA256 keyed" if keyed else "unkeyed (set BUDO_AUDIT_KEY to key it)"
+    text = (f"🔏 Audit trail of run {run_id}: {events} events, final hash `{head_hash}` "
+            f"({how}). Check it any time: `budo audit verify {run_id} --expect {head_hash}`")
+    return trim(text, MESSAGE_TEXT_LIMIT), [context(text)]
 
 
 FAILURE_TITLES = {

@@ -35,7 +35,7 @@ from agent import (
 from bot import blocks
 from bot.approvals import ApprovalDesk
 from bot.metrics import Metrics, MetricsSink
-from bot.poster import SlackPoster
+from bot.poster import Delivery, SlackPoster
 from bot.sink import RunThread, SlackEventSink
 from budo import logs, wiring
 from budo.config import Settings
@@ -149,8 +149,9 @@ class RunManager:
             return None, "budo is shutting down; ask again in a minute."
         thread = RunThread(record.id, channel, thread_ts or status_ts, status_ts, question, user,
                            self.link_base)
-        active = ActiveRun(thread, SlackEventSink(self.poster, thread), namespace=namespace,
-                           history=history)
+        active = ActiveRun(thread, SlackEventSink(self.poster, thread, self._audit_head,
+                                                   self._record_delivery),
+                           namespace=namespace, history=history)
         if self.closing:  # shutdown began while the root message was being posted
             await self._end_unstarted([active], "interrupted", QUEUED_SHUTDOWN_REASON)
             return None, "budo is shutting down; ask again in a minute."
@@ -228,25 +229,28 @@ class RunManager:
                 self.unsettled.pop(thread.run_id, None)
             if self.metrics is not None:
                 self.metrics.run_ended(outcome.status, active.sink.elapsed)
-            await self._record_delivery(active)
         finally:
             self.active.pop(thread.run_id, None)
             self._start_next()
 
-    async def _record_delivery(self, active: ActiveRun) -> None:
+    async def _record_delivery(self, run_id: str, delivery: Delivery) -> None:
         """The audit says where the outcome landed (channel, thread, ephemeral or none)."""
-        delivery = active.sink.delivery
-        if delivery is None:
-            return
         if self.metrics is not None:
             self.metrics.verdict_delivery.labels(delivery.via).inc()
         try:
-            await self.store.record(active.run_id, "outcome_delivered",
+            await self.store.record(run_id, "outcome_delivered",
                                     {"via": delivery.via, "ts": delivery.ts,
                                      "errors": list(delivery.errors)}, actor="budo")
         except BudoError as exc:
-            log.error("run %s: could not record where the outcome landed: %s",
-                      active.run_id, exc)
+            log.error("run %s: could not record where the outcome landed: %s", run_id, exc)
+
+    async def _audit_head(self, run_id: str) -> tuple[str, int, bool] | None:
+        """(final hash, events, keyed) of the run's chain, for the thread (None if unknown)."""
+        try:
+            run = await self.store.get_run(run_id)
+        except BudoError:
+            return None
+        return run.head_hash, run.event_count, self.store.audit_key is not None
 
     async def _never_started(self, run_id: str, reason: str, error: BudoError) -> None:
         """A run the loop never got to (Slack refused its first message): end it the same

@@ -169,7 +169,7 @@ async def run(args: argparse.Namespace) -> int:
     problem = unwritable(settings.db_path)  # SQLite would open it read-only, silently
     if problem:
         raise ConfigError(f"{problem} (BUDO_DB)")
-    store = await Store.open(settings.db_path)
+    store = await Store.open(settings.db_path, audit_key=settings.audit_key)
     try:
         bot = BudoBot(settings, store, shutdown_grace=args.grace)
         serving = await open_server(bot, args.host, args.port)

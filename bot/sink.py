@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agent import (
@@ -39,6 +40,7 @@ from agent import (
     VerdictReached,
     VerificationStarted,
     Verified,
+    context_notice,
 )
 from bot import blocks
 from bot.evidence import ToolCallRecord, match_evidence
@@ -53,6 +55,9 @@ DELIVERY_NOTES = {
                  "thread posts)",
     "none": "Slack refused the outcome post; it is in the audit trail: `budo export {run_id}`",
 }
+
+AuditHead = Callable[[str], Awaitable["tuple[str, int, bool] | None"]]
+OnDelivery = Callable[[str, Delivery], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -75,9 +80,13 @@ class RunThread:
 class SlackEventSink:
     """Implements ``agent.protocols.EventSink`` for one run."""
 
-    def __init__(self, poster: SlackPoster, thread: RunThread) -> None:
+    def __init__(self, poster: SlackPoster, thread: RunThread,
+                 audit_head: AuditHead | None = None,
+                 on_delivery: OnDelivery | None = None) -> None:
         self.poster = poster
         self.thread = thread
+        self.audit_head = audit_head  # (final hash, events, keyed) of the run's audit chain
+        self.on_delivery = on_delivery  # records where the outcome landed, before the head
         self.calls: dict[str, ToolCallRecord] = {}
         self.redactions: dict[str, int] = {}
         self.step = 0
@@ -160,6 +169,9 @@ class SlackEventSink:
         elif isinstance(event, ApprovalDecided):
             self.doing = "approved, running" if event.approved else "denied, carrying on"
             self._status()
+        elif event.kind in ("context_compacted", "context_truncated"):
+            line = context_notice(event)  # our own words and numbers, escaped all the same
+            await self._post(line, [blocks.context(blocks.escape(line))])
         elif isinstance(event, VerdictReached | RunFailed | RunCancelled | RunInterrupted):
             await self._outcome(event)
         elif isinstance(event, VerificationStarted):
@@ -241,6 +253,8 @@ class SlackEventSink:
                       delivery.via, "; ".join(delivery.errors))
         if delivery.via == "channel":
             self.outcome_ts = delivery.ts
+        if self.on_delivery is not None:  # in the audit before its final hash is posted
+            await self.on_delivery(self.thread.run_id, delivery)
         line = blocks.outcome_status(kind, reason, turns, tokens, elapsed)
         if self.outcome_ts:
             where = blocks.permalink(self.thread.channel, self.outcome_ts,
@@ -258,3 +272,12 @@ class SlackEventSink:
         except SlackError as exc:
             self.failures += 1
             log.error("run %s: could not update the status message: %s", self.thread.run_id, exc)
+        # The chain's final hash, outside the database (the AuditSink, first in line, has
+        # committed the terminal event): a later rewrite of the trail cannot match it.
+        head = await self.audit_head(self.thread.run_id) if self.audit_head else None
+        if head is not None:
+            head_text, head_body = blocks.audit_head(self.thread.run_id, *head)
+            try:
+                await self._post(head_text, head_body)
+            except SlackError:
+                self.failures += 1

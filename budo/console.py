@@ -28,6 +28,7 @@ from agent import (
     VerdictReached,
     VerificationStarted,
     Verified,
+    context_notice,
 )
 
 PREVIEW_LINES = 4
@@ -118,6 +119,11 @@ class TerminalSink:
             for line in preview(event.output):
                 style = "33" if line.startswith("FINDINGS:") else "2"
                 p("  │      " + self._style(line, style))
+        elif event.kind in ("context_compacted", "context_truncated"):
+            p(self._style(f"  │    {context_notice(event)}", "2"))
+        elif event.kind == "model_nudged":
+            p(self._style(f"  │    ↻ asked the model again ({getattr(event, 'reason', '')})",
+                          "2"))
         elif isinstance(event, Truncated):
             p(self._style(f"  │    ✂ output clipped: {event.omitted_lines} lines omitted", "2"))
         elif isinstance(event, Redacted):
@@ -172,6 +178,8 @@ class TerminalSink:
         for action in self.actions:
             p(self._style("ACTION", "1") + f"  {action}")
         extra = "" if v.get("structured", True) else " · (unstructured answer kept as is)"
+        if v.get("cut_off"):
+            extra += " · (cut off at the model's length limit)"
         p(self._style(f"confidence {v.get('confidence', 'unknown')} · run {event.run_id} · "
                       f"{event.turns} turns · {event.tokens} tokens · "
                       f"{time.monotonic() - self.started:.1f}s{extra}", "2"))
