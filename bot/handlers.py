@@ -159,7 +159,7 @@ class Handlers:
     async def cancel(self, body: dict[str, Any]) -> None:
         action, channel, user, thread_ts = _click(body)
         run_id = str(action.get("value") or "")
-        active = self.runs.active.get(run_id)
+        active = self.runs.active.get(run_id) or self.runs.queue.get(run_id)
         message_ts = str((body.get("container") or {}).get("message_ts") or
                          (body.get("message") or {}).get("ts") or "")
         if active is not None and (channel, message_ts) != (active.thread.channel,

@@ -278,10 +278,11 @@ class RunManager:
         if queued is not None:
             if user != queued.thread.requester and user not in await self.desk.policy.members():
                 return "Only the person who asked or on-call can cancel this investigation."
-            self.queue.pop(run_id, None)
-            await self.store.record(run_id, "cancel_requested", {"user": user}, actor=user)
-            await self._end_unstarted([queued], "cancelled", f"cancelled by <@{user}>", by=user)
-            return None
+            if self.queue.pop(run_id, None) is not None:  # (not started meanwhile)
+                await self.store.record(run_id, "cancel_requested", {"user": user}, actor=user)
+                await self._end_unstarted([queued], "cancelled", f"cancelled by <@{user}>",
+                                          by=user)
+                return None
         active = self.active.get(run_id)
         if active is None or active.task is None or active.task.done():
             try:

@@ -207,3 +207,32 @@ async def test_what_slack_was_not_told_at_shutdown_the_next_process_tells(
         for root in roots:
             notes = [m for m in slack.thread(CHANNEL, root.ts) if "budo shut down" in m.text]
             assert len(notes) == 1
+
+
+async def test_a_queued_run_can_be_cancelled_before_it_starts(slack, scripted_model,
+                                                             tmp_path: Path):
+    release = asyncio.Event()
+
+    async def get_pods(namespace: str) -> ToolResult:
+        await release.wait()
+        return ToolResult(True, "checkoutservice-7d9f8-abcde   1/1    Running")
+
+    tools = [ToolSpec("get_pods", "list pods", {"type": "object", "properties": {
+        "namespace": {"type": "string"}}}, get_pods)]
+    model = await scripted_model([{"calls": [{"tool": "get_pods", "args": {"namespace": "shop"}}]},
+                                  {"answer": VERDICT}])
+    async with running_bot(slack, model.url, tools, tmp_path, max_runs=1) as h:
+        first, second = await ask(h, 2)
+        await slack.wait_for(lambda: h.bot.runs.queued_count == 1)
+        reply = await h.sim.block_action("budo_cancel", run_id_of(second), user_id="U_ASK1",
+                                         channel_id=CHANNEL, message_ts=second.ts)
+        assert reply.status == 200
+        await slack.wait_for(lambda: not has_cancel(slack.message(CHANNEL, second.ts)))
+        assert "cancelled by <@U_ASK1>" in slack.message(CHANNEL, second.ts).text
+        record = await h.store.get_run(run_id_of(second))
+        assert record.status == "cancelled" and h.bot.runs.queued_count == 0
+        release.set()
+        await h.run_finished(run_id_of(first), wait_s=20)
+        assert (await h.store.get_run(run_id_of(first))).status == "succeeded"
+        kinds = [e.kind for e in await h.store.events(run_id_of(second))]
+        assert "run_started" not in kinds and kinds[-1] == "cancelled"
