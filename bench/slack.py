@@ -100,7 +100,7 @@ def pct(values: list[float], q: float) -> float:
 def settings_for(slack: SlackEmulator, db: str) -> Settings:
     return Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SECRET,
                     slack_api_url=slack.api_url, db_path=db, oncall_users=("U_LEAD",),
-                    max_turns=20)
+                    max_turns=20, max_runs=10_000)  # concurrency is measured, not the cap
 
 
 async def bench_acks(slack: SlackEmulator, tmp: str, count: int) -> None:
