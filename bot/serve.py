@@ -29,6 +29,7 @@ from bot.bot import BudoBot, unwritable
 from budo import logs
 from budo.config import Settings
 from budo.errors import ConfigError, SlackError
+from budo.signals import catch_stop_signals
 from storage.store import Store
 
 log = logging.getLogger("budo.serve")
@@ -183,17 +184,17 @@ async def run(args: argparse.Namespace) -> int:
             got.append(signum)
             stop.set()
 
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, on_signal, signum)
+        restore = catch_stop_signals(on_signal)
         try:
             await stop.wait()
         finally:
             bot.stop_accepting()
             log.info("budo serve: shutting down (%d run(s) in flight, %d queued, %g s grace)",
                      len(bot.runs.active), bot.runs.queued_count, args.grace)
-            await serving.close()
+            try:  # a second signal during the shutdown changes nothing: it is already bounded
+                await serving.close()
+            finally:
+                restore()
     finally:
         await store.close()
     return 130 if got and got[0] == signal.SIGINT else 0  # SIGTERM (Kubernetes): 0

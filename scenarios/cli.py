@@ -8,8 +8,10 @@ import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from budo.config import default_state_dir
+from budo.signals import catch_stop_signals
 from scenarios.load import bundled_scenarios, load_scenario
 from scenarios.replay import ReplayServer
 
@@ -56,14 +58,7 @@ async def run(args: argparse.Namespace) -> int:
         print(f"budo sandbox: cannot write the kubeconfig {kubeconfig}: {problem} "
               "(--kubeconfig)", file=sys.stderr)
         return 2
-    server = ReplayServer(scenario, port=args.port)
-    try:
-        await server.start(kubeconfig=kubeconfig)
-    except OSError as exc:
-        await server.stop()
-        print(f"budo sandbox: cannot start on 127.0.0.1:{args.port} with kubeconfig "
-              f"{kubeconfig}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+    # Our handlers before anything slow, so a Ctrl-C during start-up is never lost.
     stop = asyncio.Event()
     got: list[int] = []
 
@@ -71,9 +66,30 @@ async def run(args: argparse.Namespace) -> int:
         got.append(signum)
         stop.set()
 
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
+    restore = catch_stop_signals(on_signal)
+    try:
+        return await _serve(scenario, args.port, kubeconfig, stop, got)
+    finally:
+        restore()
+
+
+async def _serve(scenario: Any, port: int, kubeconfig: Path, stop: asyncio.Event,
+                 got: list[int]) -> int:
+    server = ReplayServer(scenario, port=port)
+    try:
+        await server.start(kubeconfig=kubeconfig)
+    except OSError as exc:
+        await server.stop()
+        print(f"budo sandbox: cannot start on 127.0.0.1:{port} with kubeconfig "
+              f"{kubeconfig}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    task = asyncio.current_task()
+    # Interrupted while starting: by our handler, or by asyncio's (it cancels the main task
+    # once, and a cancellation that lands inside a library can be swallowed there).
+    if stop.is_set() or (task is not None and task.cancelling()):
+        await server.stop()
+        print("budo sandbox: interrupted", file=sys.stderr)
+        return 0 if got and got[0] == signal.SIGTERM else 130
     config = shlex.quote(str(server.kubeconfig))
     namespace = shlex.quote(scenario.namespace)
     print(f"Serving scenario {scenario.name!r} ({scenario.title}) at {server.url}")
@@ -88,8 +104,6 @@ async def run(args: argparse.Namespace) -> int:
     try:
         await stop.wait()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
         await server.stop()
     print("sandbox stopped", flush=True)
     return 130 if got and got[0] == signal.SIGINT else 0  # Ctrl-C is 130 everywhere
