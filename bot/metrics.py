@@ -21,7 +21,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from agent.events import (
+from agent import (
     ApprovalDecided,
     ApprovalRequested,
     Event,
