@@ -55,7 +55,8 @@ async def get_pods_result(reads: RunReads, namespace: str, now: datetime | None 
     pods = await reads.cluster.list_pods(namespace)
     if not pods:
         return (f"no pods in namespace {namespace!r} (check the name with list_namespaces)", [])
-    unhealthy = [p for p in pods if pod_unhealthy(p)]
+    # Unhealthy: not Running and Ready, or carrying a fault while up (a recent OOM kill).
+    unhealthy = [p for p in pods if pod_unhealthy(p) or (_restarts(p) and pod_findings(p, ()))]
     # Group failing pods by (workload, status): one example speaks for its group.
     groups: dict[tuple[str, str], list[Obj]] = defaultdict(list)
     for pod in unhealthy:
@@ -73,13 +74,12 @@ async def get_pods_result(reads: RunReads, namespace: str, now: datetime | None 
             lead = (f"{len(members)} pods of {workload} are {status}; e.g. ")
             facts = [Finding(lead + f, getattr(f, "severity", CRITICAL)) for f in facts]
         found += facts
-    # Healthy-looking pods can still carry a fault (a probe on an undeclared port, a past OOM).
-    seen: set[str] = set()
+    # Healthy pods can still carry a fault (a probe on an undeclared port): one per workload.
+    seen: set[str] = {w for w, _s in groups}
     for pod in pods:
-        if pod_unhealthy(pod) or (_workload(pod) in seen and not _restarts(pod)):
-            continue
-        seen.add(_workload(pod))
-        found += pod_findings(pod, ())
+        if _workload(pod) not in seen:
+            seen.add(_workload(pod))
+            found += pod_findings(pod, ())
     found += await namespace_findings(reads, namespace, pods, now)
     flagged = {name_of(p) for p in unhealthy}
     header = (f"namespace {namespace}: {len(pods)} pods, {len(unhealthy)} unhealthy"

@@ -17,7 +17,9 @@ from scenarios.times import fmt, parse_time
 
 NAMESPACED = {
     "Pod", "Service", "Endpoints", "ConfigMap", "Secret", "Event", "Deployment", "ReplicaSet",
-    "StatefulSet", "DaemonSet", "ServiceAccount", "PersistentVolumeClaim",
+    "StatefulSet", "DaemonSet", "ServiceAccount", "PersistentVolumeClaim", "ControllerRevision",
+    "ResourceQuota", "LimitRange", "Job", "CronJob", "Ingress", "NetworkPolicy",
+    "HorizontalPodAutoscaler", "PodDisruptionBudget", "EndpointSlice",
 }
 STATE_KEYS = ("state", "reason", "message", "exitCode", "restarts", "ready", "lastState", "phase")
 CONTAINER_SPEC_KEYS = ("command", "args", "resources", "readinessProbe", "livenessProbe",
@@ -193,8 +195,14 @@ class Expander:
             objects.append(pod)
         objects.insert(0, self._controller(kind, name, ns, labels, template, replicas,
                                            ready_count, created, revision, w))
+        if kind == "Deployment" and w.get("previous"):
+            # A rollout: the Deployment controller created the new ReplicaSet when the pods
+            # started and scaled the old one (the previous template) to 0, keeping it for
+            # rollbacks (revisionHistoryLimit).
+            objects.insert(1, self._old_replicaset(w, ns, name, labels, revision, created))
+        rs_created = started if w.get("previous") else created
         if kind == "Deployment":
-            rs_meta = meta("ReplicaSet", owner_name, ns, created, labels=pod_labels,
+            rs_meta = meta("ReplicaSet", owner_name, ns, rs_created, labels=pod_labels,
                            annotations={"deployment.kubernetes.io/revision": str(revision),
                                         "deployment.kubernetes.io/desired-replicas":
                                         str(replicas)},
@@ -217,6 +225,37 @@ class Expander:
         self.workload_objects[(ns, name)] = [
             (o["kind"], ns, o["metadata"]["name"]) for o in objects]
         return objects
+
+    def _old_replicaset(self, w: dict[str, Any], ns: str, name: str, labels: dict[str, str],
+                        revision: int, created: datetime) -> dict[str, Any]:
+        from scenarios.model import deep_merge
+
+        old = deep_merge({k: v for k, v in w.items() if k not in ("previous", "pods")},
+                         w["previous"])
+        old_revision = max(1, revision - 1)
+        old_hash = stable_suffix(f"{ns}/{name}/{old_revision}", 10)
+        containers = [_container(old, old.get("container", "server"))] + [
+            _container(c, c["name"]) for c in old.get("containers", [])]
+        spec: dict[str, Any] = {
+            "containers": containers, "restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": "default", "terminationGracePeriodSeconds": 5,
+            "schedulerName": "default-scheduler", "securityContext": {},
+            **copy.deepcopy(old.get("podSpec", {})),
+        }
+        if old.get("initContainers"):
+            spec["initContainers"] = copy.deepcopy(old["initContainers"])
+        rs_labels = {**labels, "pod-template-hash": old_hash}
+        return {
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": meta("ReplicaSet", f"{name}-{old_hash}", ns, created, labels=rs_labels,
+                             annotations={"deployment.kubernetes.io/revision": str(old_revision),
+                                          "deployment.kubernetes.io/desired-replicas":
+                                          str(w.get("replicas", 1))},
+                             ownerReferences=[_owner("apps/v1", "Deployment", name, ns)]),
+            "spec": {"replicas": 0, "selector": {"matchLabels": rs_labels},
+                     "template": {"metadata": {"labels": rs_labels}, "spec": spec}},
+            "status": {"replicas": 0, "observedGeneration": 2},
+        }
 
     def _controller(self, kind: str, name: str, ns: str, labels: dict[str, str],
                     template: dict[str, Any], replicas: int, ready: int, created: datetime,
@@ -256,6 +295,12 @@ class Expander:
             }
             if ready < replicas:
                 body["status"]["unavailableReplicas"] = replicas - ready
+            for cond in body["status"]["conditions"]:  # `conditions:` overrides by type
+                cond.update(w.get("conditions", {}).get(cond["type"], {}))
+            known = {c["type"] for c in body["status"]["conditions"]}
+            for kind_, extra in w.get("conditions", {}).items():
+                if kind_ not in known:
+                    body["status"]["conditions"].append({"type": kind_, **extra})
         else:
             body["spec"]["serviceName"] = name
             body["status"] = {"replicas": replicas, "readyReplicas": ready,

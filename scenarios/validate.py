@@ -30,7 +30,11 @@ CONTAINER_KEYS = {
 WORKLOAD_KEYS = (CONTAINER_KEYS - {"name"}) | {
     "name", "namespace", "kind", "replicas", "revision", "labels", "created", "started", "node",
     "container", "initContainers", "containers", "pods", "podSpec", "annotations", "service",
+    "previous", "conditions",
 }
+# `previous:` the revision before this one: container keys that differed, merged onto the
+# current workload (env by variable name), from which the old ReplicaSet is generated.
+PREVIOUS_KEYS = (CONTAINER_KEYS - STATE_KEYS - {"name"}) | {"podSpec", "containers"}
 SERVICE_KEYS = {"name", "type", "port", "targetPort", "selector", "ports", "clusterIP"}
 NODE_KEYS = {"name", "cpu", "memory", "pods", "labels", "ready", "conditions", "taints", "created"}
 EVENT_KEYS = {
@@ -216,9 +220,14 @@ def check_workload(c: Checker, w: Any, path: str, partial: bool = False) -> None
     for i, override in enumerate(c.seq(w.get("pods", []), f"{path}.pods")):
         c.mapping(override, f"{path}.pods[{i}]", STATE_KEYS)
         _check_state(c, override, f"{path}.pods[{i}]")
-    for key in ("podSpec", "annotations"):
+    for key in ("podSpec", "annotations", "conditions"):
         if key in w:
             c.mapping(w[key], f"{path}.{key}")
+    if "previous" in w:
+        previous = c.mapping(w["previous"], f"{path}.previous", PREVIOUS_KEYS)
+        _check_container_body(c, previous, f"{path}.previous")
+        if w.get("kind", "Deployment") != "Deployment":
+            raise c.fail(f"{path}.previous", "only a Deployment keeps old ReplicaSets here")
     if "service" in w and not isinstance(w["service"], bool):
         service = c.mapping(w["service"], f"{path}.service", SERVICE_KEYS)
         if "selector" in service:

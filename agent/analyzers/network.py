@@ -109,9 +109,12 @@ def env_host_findings(
                 continue
             service = by_name.get(host)
             if service is None:
-                found.append(Finding(
-                    f"{where}: no Service {host!r} in namespace {namespace!r}"
-                    + near_hint(host, by_name, "Service"), CRITICAL))
+                hint = near_hint(host, by_name, "Service")
+                # A name one typo from a real Service is a cause; a name like nothing here
+                # may be an optional or external dependency: still worth saying, ranked lower.
+                found.append(Finding(f"{where}: no Service {host!r} in namespace "
+                                     f"{namespace!r}{hint}",
+                                     CRITICAL if "closest" in hint else WARNING))
                 continue
             exposed = service_ports(service)
             if port is not None and exposed and port not in exposed:
