@@ -7,6 +7,7 @@ a few small requests: the object itself, its newest ReplicaSet or Jobs, and its 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from agent.analyzers.common import name_of, owner_of
@@ -50,10 +51,10 @@ async def events_about(reads: RunReads, namespace: str, involved: str
                         "pods not read: ask for one pod by name")
         names += children
         break
-    events: list[dict[str, Any]] = []
-    for one in dict.fromkeys(names):
-        events += await reads.cluster.list_events(namespace,
-                                                  fields=f"involvedObject.name={one}")
+    batches = await asyncio.gather(*(
+        reads.cluster.list_events(namespace, fields=f"involvedObject.name={one}")
+        for one in dict.fromkeys(names)))
+    events: list[dict[str, Any]] = [e for batch in batches for e in batch]
     scope = f" for {involved}" + (f" and {len(names) - 1} related objects" if len(names) > 1
                                   else "") + note
     return events, scope

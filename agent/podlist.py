@@ -23,7 +23,7 @@ from agent.survey import events_for, namespace_findings
 
 FULL_TABLE = 60
 MAX_ROWS = 25
-MAX_POD_EVENT_READS = 8
+MAX_POD_EVENT_READS = 6
 # Worst first: a pod that cannot start outranks one that restarts, which outranks not Ready.
 SEVERITY_ORDER = ("CrashLoopBackOff", "OOMKilled", "Error", "ImagePullBackOff", "ErrImagePull",
                   "InvalidImageName", "CreateContainerConfigError", "CreateContainerError",

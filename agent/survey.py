@@ -8,6 +8,7 @@ sets, not pod-by-Service loops over the whole namespace.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -42,14 +43,15 @@ def config_data(configmaps: Sequence[Obj] | None) -> dict[str, dict[str, str]]:
 async def events_for(reads: RunReads, namespace: str, names: Sequence[str]) -> EventIndex:
     """Events about a few named objects, each fetched with a field selector (bounded: a
     busy namespace holds tens of MB of events)."""
-    found: list[Obj] = []
-    for name in dict.fromkeys(names):
+    async def one(name: str) -> list[Obj]:
         try:
-            found += await reads.cluster.list_events(namespace,
-                                                     fields=f"involvedObject.name={name}")
+            return await reads.cluster.list_events(namespace,
+                                                   fields=f"involvedObject.name={name}")
         except ClusterError:  # events are a bonus; the status already speaks
-            continue
-    return EventIndex(found)
+            return []
+
+    batches = await asyncio.gather(*(one(n) for n in dict.fromkeys(names)))
+    return EventIndex([e for batch in batches for e in batch])
 
 
 async def namespace_findings(reads: RunReads, namespace: str, pods: Sequence[Obj],
