@@ -177,8 +177,10 @@ class Expander:
         else:
             rs_hash = stable_suffix(f"{ns}/{name}/{revision}", 10)
             owner_kind, owner_name, owner_api = "ReplicaSet", f"{name}-{rs_hash}", "apps/v1"
-            pod_names = [f"{owner_name}-{stable_suffix(f'{owner_name}/{i}', 5)}"
-                         for i in range(replicas)]
+            # failedCreate: the ReplicaSet controller could not create a single pod (quota,
+            # LimitRange, admission): it records ReplicaFailure and creates none.
+            pod_names = [] if w.get("failedCreate") else [
+                f"{owner_name}-{stable_suffix(f'{owner_name}/{i}', 5)}" for i in range(replicas)]
             extra_labels = {"pod-template-hash": rs_hash}
         pod_labels = {**labels, **extra_labels}
         template = {"metadata": {"labels": dict(labels)}, "spec": copy.deepcopy(pod_spec)}
@@ -193,13 +195,17 @@ class Expander:
             ready_count += all(cs["ready"] for cs in pod["status"].get("containerStatuses",
                                                                       [{"ready": False}]))
             objects.append(pod)
-        objects.insert(0, self._controller(kind, name, ns, labels, template, replicas,
-                                           ready_count, created, revision, w))
+        old_serving = 0
         if kind == "Deployment" and w.get("previous"):
             # A rollout: the Deployment controller created the new ReplicaSet when the pods
-            # started and scaled the old one (the previous template) to 0, keeping it for
+            # started and scaled the old one (the previous template) down, keeping it for
             # rollbacks (revisionHistoryLimit).
-            objects.insert(1, self._old_replicaset(w, ns, name, labels, revision, created))
+            old_objects = self._old_replicaset(w, ns, name, labels, revision, created)
+            old_serving = int(w["previous"].get("replicas", 0))
+            objects[0:0] = old_objects
+        objects.insert(0, self._controller(kind, name, ns, labels, template, replicas,
+                                           ready_count, created, revision, w,
+                                           len(pod_names), old_serving))
         rs_created = started if w.get("previous") else created
         if kind == "Deployment":
             rs_meta = meta("ReplicaSet", owner_name, ns, rs_created, labels=pod_labels,
@@ -213,9 +219,11 @@ class Expander:
                 "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": rs_meta,
                 "spec": {"replicas": replicas, "selector": {"matchLabels": pod_labels},
                          "template": rs_template},
-                "status": {"replicas": replicas, "fullyLabeledReplicas": replicas,
+                "status": {"replicas": len(pod_names), "fullyLabeledReplicas": len(pod_names),
                            "readyReplicas": ready_count, "availableReplicas": ready_count,
-                           "observedGeneration": 1},
+                           "observedGeneration": 1,
+                           **({"conditions": [_failure(w["failedCreate"], rs_created)]}
+                              if w.get("failedCreate") else {})},
             })
         service = w.get("service", True)
         if service is not False and (main.get("ports") or isinstance(service, dict)):
@@ -227,13 +235,19 @@ class Expander:
         return objects
 
     def _old_replicaset(self, w: dict[str, Any], ns: str, name: str, labels: dict[str, str],
-                        revision: int, created: datetime) -> dict[str, Any]:
+                        revision: int, created: datetime) -> list[dict[str, Any]]:
+        """The previous revision's ReplicaSet (and, with ``previous.replicas``, its pods still
+        serving: a rollout whose new pods never become ready leaves the old ones up)."""
         from scenarios.model import deep_merge
 
-        old = deep_merge({k: v for k, v in w.items() if k not in ("previous", "pods")},
-                         w["previous"])
+        previous = w["previous"]
+        keep = int(previous.get("replicas", 0))
+        old = deep_merge({k: v for k, v in w.items() if k not in ("previous", "pods")
+                          and k not in STATE_KEYS},
+                         {k: v for k, v in previous.items() if k not in ("replicas", "started")})
         old_revision = max(1, revision - 1)
         old_hash = stable_suffix(f"{ns}/{name}/{old_revision}", 10)
+        rs_name = f"{name}-{old_hash}"
         containers = [_container(old, old.get("container", "server"))] + [
             _container(c, c["name"]) for c in old.get("containers", [])]
         spec: dict[str, Any] = {
@@ -245,21 +259,31 @@ class Expander:
         if old.get("initContainers"):
             spec["initContainers"] = copy.deepcopy(old["initContainers"])
         rs_labels = {**labels, "pod-template-hash": old_hash}
-        return {
+        started = parse_time(previous.get("started", "-2d"), self.now) or self.now
+        pods = [self._pod(f"{rs_name}-{stable_suffix(f'{rs_name}/{i}', 5)}", ns, rs_labels,
+                          spec, [{} for _ in containers], started, w.get("node"),
+                          ("apps/v1", "ReplicaSet", rs_name),
+                          [c["name"] for c in old.get("initContainers", [])])
+                for i in range(keep)]
+        rs = {
             "apiVersion": "apps/v1", "kind": "ReplicaSet",
-            "metadata": meta("ReplicaSet", f"{name}-{old_hash}", ns, created, labels=rs_labels,
+            "metadata": meta("ReplicaSet", rs_name, ns, created, labels=rs_labels,
                              annotations={"deployment.kubernetes.io/revision": str(old_revision),
                                           "deployment.kubernetes.io/desired-replicas":
                                           str(w.get("replicas", 1))},
                              ownerReferences=[_owner("apps/v1", "Deployment", name, ns)]),
-            "spec": {"replicas": 0, "selector": {"matchLabels": rs_labels},
+            "spec": {"replicas": keep, "selector": {"matchLabels": rs_labels},
                      "template": {"metadata": {"labels": rs_labels}, "spec": spec}},
-            "status": {"replicas": 0, "observedGeneration": 2},
+            "status": {"replicas": keep, "fullyLabeledReplicas": keep, "readyReplicas": keep,
+                       "availableReplicas": keep, "observedGeneration": 2},
         }
+        return [rs, *pods]
 
     def _controller(self, kind: str, name: str, ns: str, labels: dict[str, str],
                     template: dict[str, Any], replicas: int, ready: int, created: datetime,
-                    revision: int, w: dict[str, Any]) -> dict[str, Any]:
+                    revision: int, w: dict[str, Any], created_pods: int | None = None,
+                    old_serving: int = 0) -> dict[str, Any]:
+        created_pods = replicas if created_pods is None else created_pods
         annotations = {"deployment.kubernetes.io/revision": str(revision)} \
             if kind == "Deployment" else {}
         annotations.update(w.get("annotations", {}))
@@ -270,15 +294,15 @@ class Expander:
             "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)},
                      "template": template, "revisionHistoryLimit": 10},
         }
-        available = "True" if ready >= replicas else "False"
+        available = "True" if ready + old_serving >= replicas else "False"
         if kind == "Deployment":
             body["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {
                 "maxSurge": "25%", "maxUnavailable": "25%"}}
             body["spec"]["progressDeadlineSeconds"] = 600
             body["status"] = {
-                "observedGeneration": revision, "replicas": replicas,
-                "updatedReplicas": replicas, "readyReplicas": ready,
-                "availableReplicas": ready,
+                "observedGeneration": revision, "replicas": created_pods + old_serving,
+                "updatedReplicas": created_pods, "readyReplicas": ready + old_serving,
+                "availableReplicas": ready + old_serving,
                 "conditions": [
                     {"type": "Available", "status": available,
                      "reason": "MinimumReplicasAvailable" if available == "True"
@@ -293,8 +317,10 @@ class Expander:
                      "lastUpdateTime": fmt(created), "lastTransitionTime": fmt(created)},
                 ],
             }
-            if ready < replicas:
-                body["status"]["unavailableReplicas"] = replicas - ready
+            if ready + old_serving < replicas:
+                body["status"]["unavailableReplicas"] = replicas - ready - old_serving
+            if w.get("failedCreate"):
+                body["status"]["conditions"].append(_failure(w["failedCreate"], created))
             for cond in body["status"]["conditions"]:  # `conditions:` overrides by type
                 cond.update(w.get("conditions", {}).get(cond["type"], {}))
             known = {c["type"] for c in body["status"]["conditions"]}
@@ -355,6 +381,13 @@ class Expander:
                      "ipFamilyPolicy": "SingleStack", "internalTrafficPolicy": "Cluster"},
             "status": {"loadBalancer": {}},
         }
+
+
+def _failure(message: str, when: datetime) -> dict[str, Any]:
+    """The ReplicaFailure condition the ReplicaSet controller sets (and the Deployment
+    controller copies) when pod creation is refused."""
+    return {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+            "message": message, "lastTransitionTime": fmt(when)}
 
 
 def _owner(api: str, kind: str, name: str, ns: str) -> dict[str, Any]:

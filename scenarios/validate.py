@@ -30,11 +30,12 @@ CONTAINER_KEYS = {
 WORKLOAD_KEYS = (CONTAINER_KEYS - {"name"}) | {
     "name", "namespace", "kind", "replicas", "revision", "labels", "created", "started", "node",
     "container", "initContainers", "containers", "pods", "podSpec", "annotations", "service",
-    "previous", "conditions",
+    "previous", "conditions", "failedCreate",
 }
 # `previous:` the revision before this one: container keys that differed, merged onto the
 # current workload (env by variable name), from which the old ReplicaSet is generated.
-PREVIOUS_KEYS = (CONTAINER_KEYS - STATE_KEYS - {"name"}) | {"podSpec", "containers"}
+PREVIOUS_KEYS = (CONTAINER_KEYS - STATE_KEYS - {"name"}) | {"podSpec", "containers", "replicas",
+                                                           "started"}
 SERVICE_KEYS = {"name", "type", "port", "targetPort", "selector", "ports", "clusterIP"}
 NODE_KEYS = {"name", "cpu", "memory", "pods", "labels", "ready", "conditions", "taints", "created"}
 EVENT_KEYS = {
@@ -228,6 +229,12 @@ def check_workload(c: Checker, w: Any, path: str, partial: bool = False) -> None
         _check_container_body(c, previous, f"{path}.previous")
         if w.get("kind", "Deployment") != "Deployment":
             raise c.fail(f"{path}.previous", "only a Deployment keeps old ReplicaSets here")
+        if "replicas" in previous:
+            c.integer(previous["replicas"], f"{path}.previous.replicas", minimum=0)
+        if "started" in previous:
+            c.time(previous["started"], f"{path}.previous.started")
+    if "failedCreate" in w:
+        c.text(w["failedCreate"], f"{path}.failedCreate")
     if "service" in w and not isinstance(w["service"], bool):
         service = c.mapping(w["service"], f"{path}.service", SERVICE_KEYS)
         if "selector" in service:

@@ -188,8 +188,9 @@ def _image_pull(where: str, pod_name: str, image: str, reason: str, message: str
                 index: EventIndex) -> Finding:
     """Why a pull fails, from the kubelet's `Failed` event (the waiting message of
     ImagePullBackOff only says it is backing off)."""
-    failed = index.message(pod_name, "Failed")
-    detail = failed if "image" in failed.lower() else message
+    failures = [one_line(e.get("message")) for e in index.about(pod_name, "Failed")]
+    detailed = [f for f in failures if "pull" in f.lower() and len(f) > 40]
+    detail = detailed[0] if detailed else message
     cause = ""
     if reason == "InvalidImageName":
         cause = "the image reference is malformed"

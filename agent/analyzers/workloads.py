@@ -48,7 +48,9 @@ def deployment_findings(deployment: Obj, replicasets: Sequence[Obj] = (),
                              f"({progressing.get('reason')}): "
                              f"{one_line(progressing.get('message'))}", CRITICAL))
     failure = conditions.get("ReplicaFailure", {})
-    if failure.get("status") == "True":
+    newest = owned_replicasets(deployment, replicasets)[:1]
+    from_rs = [f for rs in newest for f in replicaset_findings(rs, events)]
+    if failure.get("status") == "True" and not from_rs:
         found.append(Finding(f"deployment {name} cannot create pods ({failure.get('reason')}): "
                              f"{one_line(failure.get('message'))}", CRITICAL))
     if spec.get("paused"):
@@ -67,9 +69,7 @@ def deployment_findings(deployment: Obj, replicasets: Sequence[Obj] = (),
                 f"deployment {name} rollout of revision {revision(new)} is stuck: new "
                 f"ReplicaSet {name_of(new)} has {new_ready}/{new_want} ready while the old "
                 f"one still serves: {serving}", CRITICAL))
-    for rs in mine[:1]:
-        found.extend(replicaset_findings(rs, events))
-    return found
+    return [*from_rs, *found]
 
 
 def replicaset_findings(rs: Obj, events: EventIndex | None = None) -> list[Finding]:
