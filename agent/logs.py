@@ -16,7 +16,7 @@ from collections import deque
 from typing import Any
 
 from agent.analyzers import logs as log_an
-from agent.analyzers.common import Finding, matches, ranked
+from agent.analyzers.common import CRITICAL, Finding, matches, ranked
 from agent.analyzers.network import dns_findings
 from agent.kube import Cluster, label_selector
 from agent.protocols import ToolResult
@@ -155,7 +155,7 @@ async def read_logs(
             f"{', '.join(names + init_names)}")
     try:
         if pattern is not None:
-            return await _grep(cluster, namespace, pod_name, container, pattern, grep or "",
+            return await _grep(cluster, namespace, pod_obj, container, pattern, grep or "",
                                previous, since, since_seconds, context, note)
         text = await cluster.read_log(namespace, pod_name, container=container, tail_lines=tail,
                                       previous=previous, since_seconds=since_seconds)
@@ -173,14 +173,16 @@ async def read_logs(
     if not lines:
         return ToolResult(ok=True, output=f"{prefix}{what}: the log is empty"
                           + ("" if previous else "; for a crashed container try previous=true"))
-    found = await _log_findings(cluster, namespace, lines)
+    found = await _log_findings(cluster, namespace, lines, pod_obj)
     return ToolResult(ok=True, output=f"{prefix}{what}: {len(lines)} lines\n" + text.rstrip(),
                       findings=found)
 
 
-async def _grep(cluster: Cluster, namespace: str, pod_name: str, container: str | None,
+async def _grep(cluster: Cluster, namespace: str, pod_obj: dict[str, Any],
+                container: str | None,
                 pattern: re.Pattern[str], grep: str, previous: bool, since: str | None,
                 since_seconds: int | None, context: int, note: str) -> ToolResult:
+    pod_name = pod_obj["metadata"]["name"]
     matcher = Matcher(pattern, context)
     read = await cluster.scan_log(
         namespace, pod_name, matcher, container=container, previous=previous,
@@ -207,20 +209,37 @@ async def _grep(cluster: Cluster, namespace: str, pod_name: str, container: str 
     if context:
         out.append(f"matches with {context} line(s) of context, blocks separated by --:")
     out.append("\n--\n".join("\n".join(block) for block in matcher.blocks))
-    found = await _log_findings(cluster, namespace, list(matcher.recent))
+    found = await _log_findings(cluster, namespace, list(matcher.recent), pod_obj)
     return ToolResult(ok=True, output="\n".join(out), findings=found)
 
 
-async def _log_findings(cluster: Cluster, namespace: str, lines: list[str]) -> list[str]:
+async def _log_findings(cluster: Cluster, namespace: str, lines: list[str],
+                        pod: dict[str, Any]) -> list[str]:
     """DNS failures and failed connections named in the lines, linked to Services; for DNS
-    timeouts, the cluster DNS pods where they live (kube-system), if budo may read there."""
+    timeouts, the cluster DNS pods where they live (kube-system), if budo may read there; a
+    binary the kernel cannot execute, with the node's architecture."""
+    found: list[Finding] = []
+    if any("exec format error" in line for line in lines):
+        arch = "?"
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node:
+            try:
+                info = (await run_reads(cluster).cluster.get("node", node)).get("status") or {}
+                arch = str((info.get("nodeInfo") or {}).get("architecture", "?"))
+            except ClusterError:
+                arch = "?"
+        image = ", ".join(str(c.get("image")) for c in (pod.get("spec") or {}).get(
+            "containers") or [])
+        found.append(Finding(f"logs: 'exec format error': the kernel cannot execute the "
+                             f"binary in image {image}: it is built for another CPU "
+                             f"architecture than node {node} ({arch})", CRITICAL))
     if not any(log_an.REFUSED.search(line) or "lookup" in line or "resolv" in line.lower()
                for line in lines):
-        return []
+        return ranked(found)
     reads = run_reads(cluster)
     lists = await reads.many(namespace, "service", "endpoints")
     services = lists["service"] or []
-    found: list[Finding] = log_an.host_findings(lines, namespace, services, lists["endpoints"])
+    found += log_an.host_findings(lines, namespace, services, lists["endpoints"])
     dns_pods = None
     try:
         dns_pods = await cluster.list_pods("kube-system", "k8s-app=kube-dns")

@@ -13,7 +13,8 @@ from typing import Any
 from budo.errors import ScenarioError
 from scenarios.times import parse_duration, parse_time, parse_timestamp
 
-TOOLS = ("list_namespaces", "get_pods", "get_events", "describe", "logs", "delete_pod")
+TOOLS = ("list_namespaces", "get_pods", "get_events", "describe", "recent_changes", "logs",
+         "delete_pod")
 STATES = ("running", "crashloop", "waiting", "terminated", "pending")
 
 TOP_KEYS = {
