@@ -11,6 +11,8 @@ example pod, with the count.
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -20,6 +22,7 @@ from agent.analyzers.pods import pod_findings
 from agent.reads import RunReads
 from agent.render import pod_restarts, pod_status, pod_unhealthy, pods_table
 from agent.survey import events_for, namespace_findings
+from budo.errors import ClusterError
 
 FULL_TABLE = 60
 MAX_ROWS = 25
@@ -74,6 +77,7 @@ async def get_pods_result(reads: RunReads, namespace: str, now: datetime | None 
             lead = (f"{len(members)} pods of {workload} are {status}; e.g. ")
             facts = [Finding(lead + f, getattr(f, "severity", CRITICAL)) for f in facts]
         found += facts
+    found += await _crash_lines(reads, namespace, ordered)
     # Healthy pods can still carry a fault (a probe on an undeclared port): one per workload.
     seen: set[str] = {w for w, _s in groups}
     for pod in pods:
@@ -130,3 +134,46 @@ def _restarts(pod: Obj) -> int:
                (pod.get("status") or {}).get("containerStatuses") or [])
 
 
+
+
+CRASH_GROUPS = 3
+CRASH_TAIL = 20
+LAST_WORDS = re.compile(r"fatal|panic|error|exception|failed|cannot|can't|denied|not found|"
+                        r"no such|refused|invalid|missing|exec format", re.I)
+
+
+async def _crash_lines(reads: RunReads, namespace: str,
+                       ordered: list[tuple[tuple[str, str], list[Obj]]]) -> list[Finding]:
+    """The last telling line a crashed container printed (its previous log, 20 lines) for
+    the first few crash-looping groups: what kubectl describe cannot show, and usually the
+    cause ("exec format error", "missing setting X", a stack trace's last line)."""
+    targets: list[tuple[Obj, str]] = []
+    for _key, members in ordered:
+        if len(targets) >= CRASH_GROUPS:
+            break
+        pod = members[0]
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            term = (cs.get("lastState") or {}).get("terminated") or {}
+            if term and term.get("exitCode") not in (0, None) and \
+                    term.get("reason") != "OOMKilled" and cs.get("restartCount"):
+                targets.append((pod, str(cs.get("name"))))
+                break
+
+    async def last_words(pod: Obj, container: str) -> Finding | None:
+        try:
+            text = await reads.cluster.read_log(namespace, name_of(pod), container=container,
+                                                tail_lines=CRASH_TAIL, previous=True)
+        except ClusterError:
+            return None
+        lines = [line.strip() for line in text.splitlines() if LAST_WORDS.search(line)]
+        if not lines:
+            return None
+        line = lines[-1][:300]
+        meaning = ""
+        if "exec format error" in line:
+            meaning = (" — the binary is built for another CPU architecture than the node's")
+        return Finding(f"pod {name_of(pod)} container {container} printed before it exited: "
+                       f"{line}{meaning}", CRITICAL)
+
+    said = await asyncio.gather(*(last_words(p, c) for p, c in targets))
+    return [f for f in said if f is not None]

@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from agent.analyzers import capacity, network, storage, workloads
-from agent.analyzers.common import EventIndex, Finding, Obj, labels_of, matches, name_of
+from agent.analyzers.common import (
+    CRITICAL,
+    EventIndex,
+    Finding,
+    Obj,
+    labels_of,
+    matches,
+    name_of,
+)
 from agent.reads import RunReads
 from budo.errors import ClusterError
 
@@ -145,6 +153,7 @@ async def namespace_findings(reads: RunReads, namespace: str, pods: Sequence[Obj
     draining = any((n.get("spec") or {}).get("unschedulable") for n in nodes)
     for pdb in lists["pdb"] or []:
         found += capacity.pdb_findings(pdb, draining)
+    found += await cluster_dns_findings(reads, namespace)
     hosting = {(p.get("spec") or {}).get("nodeName") for p in pods}
     pending = any((p.get("status") or {}).get("phase") == "Pending" for p in pods)
     for node in nodes:
@@ -160,3 +169,28 @@ def _kind_word(kind: str) -> str:
     return {"statefulset": "StatefulSet", "daemonset": "DaemonSet",
             "deployment": "Deployment"}.get(kind, kind)
 
+
+
+DNS_NAMESPACE, DNS_SELECTOR = "kube-system", "k8s-app=kube-dns"
+
+
+async def cluster_dns_findings(reads: RunReads, namespace: str) -> list[Finding]:
+    """Every pod resolves names through the cluster DNS in kube-system: when its pods are not
+    ready, every namespace breaks with healthy-looking pods. One label-selected list, and only
+    where budo may read kube-system (otherwise nothing is claimed)."""
+    if namespace == DNS_NAMESPACE:
+        return []
+    try:
+        dns = await reads.cluster.list_pods(DNS_NAMESPACE, DNS_SELECTOR)
+    except ClusterError:
+        return []
+    down = [p for p in dns if not all(cs.get("ready") for cs in
+                                      (p.get("status") or {}).get("containerStatuses") or [{}])]
+    if not dns or not down:
+        return []
+    from agent.render import pod_status  # render imports nothing of ours
+
+    states = ", ".join(f"{name_of(p)} {pod_status(p)}" for p in down[:4])
+    return [Finding(f"cluster DNS ({DNS_SELECTOR} in {DNS_NAMESPACE}) has "
+                    f"{len(dns) - len(down)}/{len(dns)} pods ready ({states}): name lookups "
+                    f"from every namespace fail or time out", CRITICAL)]

@@ -202,7 +202,7 @@ class Expander:
             # rollbacks (revisionHistoryLimit).
             old_objects = self._old_replicaset(w, ns, name, labels, revision, created)
             old_serving = int(w["previous"].get("replicas", 0))
-            objects[0:0] = old_objects
+            objects.extend(old_objects)  # after the current pods: "first pod" is a new one
         objects.insert(0, self._controller(kind, name, ns, labels, template, replicas,
                                            ready_count, created, revision, w,
                                            len(pod_names), old_serving))

@@ -151,11 +151,7 @@ def _container(pod: Obj, name: str, cs: Obj, specs: dict[str, Obj], inits: set[s
         found.append(Finding(
             f"{where} (image {image}) is in CrashLoopBackOff: last {_term_text(term)}, "
             f"{cs.get('restartCount', 0)} restarts", CRITICAL))
-        liveness = index.message(name, "Unhealthy")
-        if liveness.startswith("Liveness probe failed") and term.get("exitCode") in (137, 143):
-            found.append(Finding(f"{where} is restarted by its livenessProbe "
-                                 f"{probe_summary(spec.get('livenessProbe'))}: {liveness}",
-                                 CRITICAL))
+        found.extend(_liveness_kill(where, name, spec, term, index))
     elif reason and reason not in QUIET_WAITING:
         found.append(Finding(f"{where} is waiting: {reason}"
                              + (f": {message}" if message else ""), WARNING))
@@ -174,6 +170,7 @@ def _container(pod: Obj, name: str, cs: Obj, specs: dict[str, Obj], inits: set[s
             (last.get("terminated") or {}).get("reason") != "OOMKilled":
         found.append(Finding(f"{where} restarted {cs.get('restartCount')} times; last "
                              f"{_term_text(last['terminated'])}", WARNING))
+        found.extend(_liveness_kill(where, name, spec, last["terminated"], index))
     if "running" in state and not cs.get("ready", True) and not is_init:
         probe = spec.get("readinessProbe")
         failure = next((one_line(e.get("message")) for e in index.about(name, "Unhealthy")
@@ -184,11 +181,31 @@ def _container(pod: Obj, name: str, cs: Obj, specs: dict[str, Obj], inits: set[s
     return found
 
 
+def _liveness_kill(where: str, pod_name: str, spec: Obj, term: Obj,
+                   index: EventIndex) -> list[Finding]:
+    """A container the kubelet killed (137/143) after liveness failures: the probe, its
+    failure, and the CPU the container may use (a throttled process answers probes late)."""
+    if term.get("exitCode") not in (137, 143):
+        return []
+    failure = next((one_line(e.get("message")) for e in index.about(pod_name, "Unhealthy")
+                    if str(e.get("message", "")).startswith("Liveness probe failed")), "")
+    if not failure:
+        return []
+    res = spec.get("resources") or {}
+    cpu = ((res.get("limits") or {}).get("cpu"), (res.get("requests") or {}).get("cpu"))
+    budget = (f"; cpu limit {cpu[0]}, request {cpu[1] or 'none'}" if cpu[0]
+              else "; no cpu limit")
+    return [Finding(f"{where} was killed by its livenessProbe "
+                    f"{probe_summary(spec.get('livenessProbe'))} (exit "
+                    f"{term.get('exitCode')}): {failure}{budget}", CRITICAL)]
+
+
 def _image_pull(where: str, pod_name: str, image: str, reason: str, message: str, pod: Obj,
                 index: EventIndex) -> Finding:
     """Why a pull fails, from the kubelet's `Failed` event (the waiting message of
     ImagePullBackOff only says it is backing off)."""
-    failures = [one_line(e.get("message")) for e in index.about(pod_name, "Failed")]
+    failures = [" ".join(str(e.get("message") or "").split())
+                for e in index.about(pod_name, "Failed")]
     detailed = [f for f in failures if "pull" in f.lower() and len(f) > 40]
     detail = detailed[0] if detailed else message
     cause = ""
@@ -209,7 +226,9 @@ def _image_pull(where: str, pod_name: str, image: str, reason: str, message: str
     if cause:
         text += f": {cause}"
     if detail:
-        text += f"; kubelet: {one_line(detail, 260)}"
+        # containerd nests causes: the telling part ("403 Forbidden", "not found") is last.
+        shown = detail if len(detail) <= 260 else "…" + detail[-259:]
+        text += f"; kubelet: {shown}"
     return Finding(text, CRITICAL)
 
 
