@@ -54,6 +54,32 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "endpointslice": ("discovery", "namespaced_endpoint_slice", True),
     "storageclass": ("storage", "storage_class", False),
 }
+# The RBAC (apiGroup, resource) each kind is read through: manifests/rbac-read.yaml grants
+# exactly these (plus pods/log and namespaces), and tests/test_manifests.py checks it.
+RBAC_GROUPS = {"core": "", "apps": "apps", "batch": "batch", "networking": "networking.k8s.io",
+               "autoscaling": "autoscaling", "policy": "policy",
+               "discovery": "discovery.k8s.io", "storage": "storage.k8s.io"}
+RESOURCES = {
+    "pod": "pods", "service": "services", "endpoints": "endpoints", "configmap": "configmaps",
+    "secret": "secrets", "serviceaccount": "serviceaccounts", "pvc": "persistentvolumeclaims",
+    "resourcequota": "resourcequotas", "limitrange": "limitranges", "event": "events",
+    "node": "nodes", "pv": "persistentvolumes", "deployment": "deployments",
+    "replicaset": "replicasets", "statefulset": "statefulsets", "daemonset": "daemonsets",
+    "controllerrevision": "controllerrevisions", "job": "jobs", "cronjob": "cronjobs",
+    "ingress": "ingresses", "networkpolicy": "networkpolicies", "hpa": "horizontalpodautoscalers",
+    "pdb": "poddisruptionbudgets", "endpointslice": "endpointslices",
+    "storageclass": "storageclasses",
+}
+
+
+def rbac_reads() -> set[tuple[str, str]]:
+    """(apiGroup, resource) of everything the read tools may fetch; secrets are optional
+    (describe secret and the Ingress TLS check work only where a Role grants them)."""
+    needed = {(RBAC_GROUPS[group], RESOURCES[kind]) for kind, (group, _s, _n) in KINDS.items()
+              if kind != "secret"}
+    return needed | {("", "pods/log"), ("", "namespaces")}
+
+
 # What a message names: "persistentvolumeclaim 'data'" reads better than "pvc 'data'".
 KIND_WORDS = {"pvc": "persistentvolumeclaim", "pv": "persistentvolume",
               "hpa": "horizontalpodautoscaler", "pdb": "poddisruptionbudget"}
