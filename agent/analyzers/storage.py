@@ -33,8 +33,8 @@ def pvc_findings(pvc: Obj, classes: Sequence[Obj] | None, events: EventIndex | N
         return []
     wanted = spec.get("storageClassName")
     size = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "?")
-    base = f"persistentvolumeclaim {name} ({size}, {', '.join(spec.get('accessModes') or [])})" \
-           " is Pending"
+    shape = ", ".join([str(size), *(spec.get("accessModes") or [])])
+    base = f"persistentvolumeclaim {name} ({shape}) is Pending"
     said = ""
     if events is not None:
         said = (events.message(name, "ProvisioningFailed")
