@@ -94,9 +94,12 @@ def scenario_doc(pods: int, events: int, log_mb: int) -> dict[str, Any]:
                   for i in range(3)],
         "workloads": workloads, "_events": events,
         "logs": {f"{NS}/chatty/server": [
-            {"repeat": lines, "step": "10ms", "end": "-1s", "lines": [LINE]},
-            "2025-03-14T10:05:00Z panic: sparse failure: cannot open /data/ledger.db",
-            "2025-03-14T10:20:00Z panic: sparse failure: cannot open /data/ledger.db",
+            {"repeat": lines, "step": "1s", "end": "-1s", "lines": [LINE]},
+            # two sparse errors, 5,000 and 50,000 lines from the end
+            fmt(NOW - timedelta(seconds=5_000)) + " panic: sparse failure: cannot open "
+            "/data/ledger.db",
+            fmt(NOW - timedelta(seconds=50_000)) + " panic: sparse failure: cannot open "
+            "/data/ledger.db",
         ]},
         "expect": {"root_cause": ["x"]}, "script": [{"answer": "ROOT CAUSE: x"}],
     }

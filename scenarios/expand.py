@@ -242,9 +242,17 @@ class Expander:
 
         previous = w["previous"]
         keep = int(previous.get("replicas", 0))
+        overrides = {k: v for k, v in previous.items() if k not in ("replicas", "started")}
+        # `env: {NAME: null}` in previous: the variable did not exist before this revision.
+        dropped = {k for k, v in (overrides.get("env") or {}).items()} \
+            if isinstance(overrides.get("env"), dict) else set()
+        dropped = {k for k in dropped if overrides["env"][k] is None}
+        if dropped:
+            overrides["env"] = {k: v for k, v in overrides["env"].items() if k not in dropped}
         old = deep_merge({k: v for k, v in w.items() if k not in ("previous", "pods")
-                          and k not in STATE_KEYS},
-                         {k: v for k, v in previous.items() if k not in ("replicas", "started")})
+                          and k not in STATE_KEYS}, overrides)
+        if dropped:
+            old["env"] = [e for e in env_list(old.get("env")) if e["name"] not in dropped]
         old_revision = max(1, revision - 1)
         old_hash = stable_suffix(f"{ns}/{name}/{old_revision}", 10)
         rs_name = f"{name}-{old_hash}"

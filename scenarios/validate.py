@@ -227,7 +227,10 @@ def check_workload(c: Checker, w: Any, path: str, partial: bool = False) -> None
             c.mapping(w[key], f"{path}.{key}")
     if "previous" in w:
         previous = c.mapping(w["previous"], f"{path}.previous", PREVIOUS_KEYS)
-        _check_container_body(c, previous, f"{path}.previous")
+        _check_container_body(c, {k: v for k, v in previous.items() if k != "env"},
+                              f"{path}.previous")
+        if "env" in previous:
+            check_env(c, previous["env"], f"{path}.previous.env", removable=True)
         if w.get("kind", "Deployment") != "Deployment":
             raise c.fail(f"{path}.previous", "only a Deployment keeps old ReplicaSets here")
         if "replicas" in previous:
@@ -266,11 +269,14 @@ def _check_container_body(c: Checker, body: dict[str, Any], path: str) -> None:
     _check_state(c, body, path)
 
 
-def check_env(c: Checker, env: Any, path: str) -> None:
+def check_env(c: Checker, env: Any, path: str, removable: bool = False) -> None:
+    """``removable``: in ``previous``, NAME: null says the variable did not exist then."""
     if isinstance(env, dict):
         for key, value in env.items():
             if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]*$", key):
                 raise c.fail(path, f"{key!r} is not a valid environment variable name")
+            if value is None and removable:
+                continue
             if isinstance(value, dict | list) or value is None:
                 raise c.fail(f"{path}.{key}", "expected a mapping of NAME: value (a string); "
                              "use the list form for valueFrom")
