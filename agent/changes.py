@@ -69,9 +69,9 @@ def _revisions(kind: str, obj: Obj, replicasets: Sequence[Obj], controller_revis
 async def _history(reads: RunReads, kind: str, obj: Obj, namespace: str
                    ) -> list[tuple[int, datetime | None, Obj, str]]:
     if kind == "deployment":
-        return _revisions(kind, obj, await reads.list("replicaset", namespace) or [], [])
+        return _revisions(kind, obj, await reads.list_of("replicaset", namespace) or [], [])
     if kind in ("statefulset", "daemonset"):
-        return _revisions(kind, obj, [], await reads.list("controllerrevision", namespace) or [])
+        return _revisions(kind, obj, [], await reads.list_of("controllerrevision", namespace) or [])
     return []
 
 

@@ -290,7 +290,7 @@ async def _workload(reads: RunReads, kind: str, obj: Obj, namespace: str,
     pods = [p for p in pods if pod_an_matches(p, wanted)]
     lines.extend(_pods_lines(pods, now))
     children = sorted(pods, key=lambda p: not pod_unhealthy(p))[:MAX_CHILD_EVENT_READS]
-    replicasets = await reads.list("replicaset", namespace) if kind == "deployment" else []
+    replicasets = await reads.list_of("replicaset", namespace) if kind == "deployment" else []
     newest = workloads.owned_replicasets(obj, replicasets or [])[:1]
     events = await events_for(reads, namespace,
                               [name, *map(name_of, newest), *map(name_of, children)])
@@ -354,7 +354,7 @@ async def _service(reads: RunReads, svc: Obj, namespace: str,
         selected = await reads.cluster.list_pods(namespace, kv(spec["selector"]))
         pool = selected
         if not selected:  # who almost matches? one list for the run
-            pool = await reads.list("pod", namespace) or []
+            pool = await reads.list_of("pod", namespace) or []
         found = network.service_findings(svc, endpoints, pool)
     lines.extend(events_lines(await events_for(reads, namespace, [name]), now))
     return "\n".join(lines), found

@@ -59,7 +59,7 @@ async def _cronjob(reads: RunReads, obj: Obj, ns: str | None, now: datetime | No
              f"  last scheduled {status.get('lastScheduleTime', '<never>')}; last successful "
              f"{status.get('lastSuccessfulTime', '<never>')}; active "
              f"{len(status.get('active') or [])}"]
-    jobs = await reads.list("job", ns) or []
+    jobs = await reads.list_of("job", ns) or []
     return lines, workloads.cronjob_findings(obj, jobs, now)
 
 
@@ -70,7 +70,7 @@ async def _pvc(reads: RunReads, obj: Obj, ns: str | None, now: datetime | None) 
              f"  requests {_kv((spec.get('resources') or {}).get('requests'))}; access "
              f"{','.join(spec.get('accessModes') or [])}; capacity "
              f"{_kv(status.get('capacity'))}"]
-    classes = await reads.list("storageclass")
+    classes = await reads.list_of("storageclass")
     events = await events_for(reads, ns or "", [name_of(obj)]) if ns else None
     return lines, storage.pvc_findings(obj, classes, events)
 
@@ -166,7 +166,7 @@ async def _hpa(reads: RunReads, obj: Obj, ns: str | None, now: datetime | None) 
     kind = str(ref.get("kind", "")).lower()
     targets: set[tuple[str, str]] | None = None
     if kind in ("deployment", "statefulset", "replicaset"):
-        items = await reads.list(kind, ns)
+        items = await reads.list_of(kind, ns)
         targets = None if items is None else {(str(ref.get("kind")), name_of(i))
                                               for i in items}
     return lines, capacity.hpa_findings(obj, targets)
@@ -179,7 +179,7 @@ async def _pdb(reads: RunReads, obj: Obj, ns: str | None, now: datetime | None) 
              f"{spec.get('maxUnavailable', '<unset>')}",
              f"  healthy {status.get('currentHealthy')}/{status.get('expectedPods')}; "
              f"disruptions allowed {status.get('disruptionsAllowed')}"]
-    nodes = await reads.list("node") or []
+    nodes = await reads.list_of("node") or []
     draining = any((n.get("spec") or {}).get("unschedulable") for n in nodes)
     return lines, capacity.pdb_findings(obj, draining)
 

@@ -27,16 +27,16 @@ async def events_about(reads: RunReads, namespace: str, involved: str
     names = [name]
     note = ""
     for kind in WORKLOADS:
-        items = await reads.list(kind, namespace)
+        items = await reads.list_of(kind, namespace)
         obj = next((o for o in items or [] if name_of(o) == name), None)
         if obj is None:
             continue
         children: list[str] = []
         if kind == "deployment":
-            replicasets = await reads.list("replicaset", namespace) or []
+            replicasets = await reads.list_of("replicaset", namespace) or []
             children += [name_of(rs) for rs in owned_replicasets(obj, replicasets)[:2]]
         if kind == "cronjob":
-            jobs = [j for j in await reads.list("job", namespace) or []
+            jobs = [j for j in await reads.list_of("job", namespace) or []
                     if owner_of(j) == ("CronJob", name)]
             children += [name_of(j) for j in jobs[-3:]]
         selector = (obj.get("spec") or {}).get("selector")

@@ -267,7 +267,7 @@ class Cluster:
             items = [i for i in items if i.get("metadata", {}).get("name") in self.namespaces]
         return items
 
-    async def list(self, kind: str, namespace: str | None = None, *, labels: str = "",
+    async def list_of(self, kind: str, namespace: str | None = None, *, labels: str = "",
                    fields: str = "") -> list[Obj]:
         """Every ``kind`` (a key of ``KINDS``) in ``namespace`` (ignored for cluster-scoped
         kinds), narrowed on the server by label and field selectors."""
@@ -287,21 +287,21 @@ class Cluster:
         return [strip_secret(i) for i in items] if kind == "secret" else items
 
     async def list_pods(self, namespace: str, selector: str = "") -> list[Obj]:
-        return await self.list("pod", namespace, labels=selector)
+        return await self.list_of("pod", namespace, labels=selector)
 
     async def list_events(self, namespace: str, *, fields: str = "") -> list[Obj]:
         """Events, narrowed on the server (``involvedObject.name=x``, ``type=Warning``): a
         busy namespace holds tens of megabytes of them."""
-        return await self.list("event", namespace, fields=fields)
+        return await self.list_of("event", namespace, fields=fields)
 
     async def list_services(self, namespace: str) -> list[Obj]:
-        return await self.list("service", namespace)
+        return await self.list_of("service", namespace)
 
     async def list_endpoints(self, namespace: str) -> list[Obj]:
-        return await self.list("endpoints", namespace)
+        return await self.list_of("endpoints", namespace)
 
     async def list_replicasets(self, namespace: str, selector: str = "") -> list[Obj]:
-        return await self.list("replicaset", namespace, labels=selector)
+        return await self.list_of("replicaset", namespace, labels=selector)
 
     async def get(self, kind: str, name: str, namespace: str | None = None) -> Obj:
         """Read one object; ``kind`` is a canonical key of ``KINDS`` (lower case)."""

@@ -39,7 +39,7 @@ class RunReads:
     def clear(self) -> None:
         self.lists.clear()
 
-    async def list(self, kind: str, namespace: str | None = None) -> list[Obj] | None:
+    async def list_of(self, kind: str, namespace: str | None = None) -> list[Obj] | None:
         """Every ``kind`` in ``namespace`` (None for cluster-scoped kinds), or None when it
         may not be read. Other errors (the API unreachable) propagate."""
         key = (kind, namespace)
@@ -52,7 +52,7 @@ class RunReads:
         try:
             self.calls += 1
             try:
-                items: list[Obj] | None = await self.cluster.list(kind, namespace)
+                items: list[Obj] | None = await self.cluster.list_of(kind, namespace)
             except (Forbidden, NotFound):
                 items = None
             except ClusterError as exc:
@@ -72,7 +72,7 @@ class RunReads:
 
     async def many(self, namespace: str | None, *kinds: str) -> dict[str, list[Obj] | None]:
         """Several lists at once (concurrently, each still once per run)."""
-        values = await asyncio.gather(*(self.list(k, namespace) for k in kinds))
+        values = await asyncio.gather(*(self.list_of(k, namespace) for k in kinds))
         return dict(zip(kinds, values, strict=True))
 
 

@@ -9,7 +9,7 @@ sets, not pod-by-Service loops over the whole namespace.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from agent.analyzers import capacity, network, storage, workloads
@@ -31,7 +31,7 @@ NAMESPACE_KINDS = ("service", "endpoints", "deployment", "replicaset", "stateful
                    "pdb", "ingress", "networkpolicy", "configmap")
 
 
-def templates(lists: dict[str, list[Obj] | None]) -> list[tuple[str, Obj, Obj]]:
+def templates(lists: Mapping[str, Sequence[Obj] | None]) -> list[tuple[str, Obj, Obj]]:
     """(``kind name``, the workload object, its pod template) for every workload kind."""
     out: list[tuple[str, Obj, Obj]] = []
     for kind in WORKLOAD_KINDS:
@@ -51,7 +51,7 @@ def config_data(configmaps: Sequence[Obj] | None) -> dict[str, dict[str, str]]:
 async def events_for(reads: RunReads, namespace: str, names: Sequence[str]) -> EventIndex:
     """Events about a few named objects, each fetched with a field selector (bounded: a
     busy namespace holds tens of MB of events)."""
-    async def one(name: str) -> list[Obj]:
+    async def one(name: str) -> Sequence[Obj]:
         try:
             return await reads.cluster.list_events(namespace,
                                                    fields=f"involvedObject.name={name}")

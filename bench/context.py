@@ -100,7 +100,7 @@ async def read_sequence(tools: dict[str, ToolSpec], cluster: Cluster, ns: str) -
     reads.calls.append("get_pods")
     reads.ours.append(await call(tools, "recent_changes", namespace=ns))
     reads.baseline.append(kubectl_json({"kind": "List", "items": [
-        *replicasets.values(), *await cluster.list("configmap", ns)]}))
+        *replicasets.values(), *await cluster.list_of("configmap", ns)]}))
     reads.calls.append("recent_changes")
     reads.ours.append(await call(tools, "get_events", namespace=ns))
     reads.baseline.append(kubectl_json({"kind": "List", "items": events}))

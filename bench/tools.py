@@ -63,7 +63,7 @@ class MeteredCluster(Cluster):
 
 def scenario_doc(pods: int, events: int, log_mb: int) -> dict[str, Any]:
     """`pods` pods in deployments of 50; every 10th deployment failing one way."""
-    states = [{"state": "crashloop", "reason": "Error", "exitCode": 1},
+    states: list[dict[str, Any]] = [{"state": "crashloop", "reason": "Error", "exitCode": 1},
               {"state": "waiting", "reason": "ImagePullBackOff",
                "message": 'Back-off pulling image "registry.example/app:v9"'},
               {"state": "pending", "message": "0/3 nodes are available: 3 Insufficient cpu."},
@@ -80,7 +80,7 @@ def scenario_doc(pods: int, events: int, log_mb: int) -> dict[str, Any]:
             "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
         }
         if d % 10 == 9:
-            w.update(states[(d // 10) % len(states)])
+            w.update(dict(states[(d // 10) % len(states)]))
         workloads.append(w)
     workloads.append({"name": "tiny", "replicas": 3, "image": "registry.example/tiny:v1",
                       "ports": [8080]})
