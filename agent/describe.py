@@ -15,7 +15,7 @@ from typing import Any
 
 from agent.analyzers import network, workloads
 from agent.analyzers import pods as pod_an
-from agent.analyzers.common import EventIndex, Finding, name_of, ranked
+from agent.analyzers.common import EventIndex, Finding, fit, name_of
 from agent.changes import latest_change
 from agent.describe_kinds import OTHER_KINDS, describe_other
 from agent.kube import Cluster, label_selector
@@ -216,7 +216,7 @@ async def describe(
         text, found = await describe_other(reads, kind, obj, namespace, now)
     else:
         raise NotFound(f"describe does not know kind {kind!r}")
-    return text, ranked(found)
+    return text, fit(found)
 
 
 async def _address_context(reads: RunReads, namespace: str

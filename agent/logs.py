@@ -16,7 +16,7 @@ from collections import deque
 from typing import Any
 
 from agent.analyzers import logs as log_an
-from agent.analyzers.common import CRITICAL, Finding, matches, ranked
+from agent.analyzers.common import CRITICAL, Finding, fit, matches
 from agent.analyzers.network import dns_findings
 from agent.kube import Cluster, label_selector
 from agent.protocols import ToolResult
@@ -235,7 +235,7 @@ async def _log_findings(cluster: Cluster, namespace: str, lines: list[str],
                              f"architecture than node {node} ({arch})", CRITICAL))
     if not any(log_an.REFUSED.search(line) or "lookup" in line or "resolv" in line.lower()
                for line in lines):
-        return ranked(found)
+        return fit(found)
     reads = run_reads(cluster)
     lists = await reads.many(namespace, "service", "endpoints")
     services = lists["service"] or []
@@ -247,4 +247,4 @@ async def _log_findings(cluster: Cluster, namespace: str, lines: list[str],
         dns_pods = None
     names = [str((s.get("metadata") or {}).get("name")) for s in services]
     found += dns_findings(lines, namespace, names, dns_pods)
-    return ranked(found)
+    return fit(found)

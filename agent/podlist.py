@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from agent.analyzers.common import CRITICAL, Finding, Obj, name_of, owner_of, ranked
+from agent.analyzers.common import CRITICAL, Finding, Obj, fit, name_of, owner_of
 from agent.analyzers.pods import pod_findings
 from agent.reads import RunReads
 from agent.render import pod_restarts, pod_status, pod_unhealthy, pods_table
@@ -92,7 +92,7 @@ async def get_pods_result(reads: RunReads, namespace: str, now: datetime | None 
         body = pods_table(_unhealthy_first(pods, flagged), flagged, now, sort=False)
     else:
         body = _summary(pods, unhealthy, ordered, flagged, now)
-    return f"{header}\n{body}", ranked(found)
+    return f"{header}\n{body}", fit(found)
 
 
 def _unhealthy_first(pods: Sequence[Obj], flagged: set[str]) -> list[Obj]:

@@ -330,3 +330,15 @@ def test_template_diff_old_to_new() -> None:
     assert "container s env PW: <unset> → <secretKeyRef db/pw>" in lines
     assert "container s resources limits.memory: 128Mi → 64Mi" in lines
     assert template_diff(old, old) == []
+
+
+def test_findings_fit_the_clip_tail_keeping_the_most_severe() -> None:
+    from agent.analyzers.common import fit
+
+    many = [Finding(f"warning {i} " + "x" * 200, WARNING) for i in range(30)]
+    worst = Finding("the cause", CRITICAL)
+    kept = fit([*many, worst])
+    assert kept[0] == "the cause"
+    assert sum(len(f) + 11 for f in kept) <= 2800 + 120
+    assert kept[-1].startswith(f"{31 - len(kept) + 1} more, less severe finding(s) not shown")
+    assert fit(many[:2]) == many[:2]

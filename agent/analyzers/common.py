@@ -41,6 +41,29 @@ def ranked(findings: Iterable[str], limit: int | None = None) -> list[str]:
     return unique[:limit] if limit is not None else unique
 
 
+# The loop clips a long result to head + tail and keeps the tail's 40 % (3,200 of the default
+# 8,000 characters); FINDINGS come last, so keeping them within this budget keeps them all.
+FINDINGS_BUDGET = 2800
+
+
+def fit(findings: Iterable[str], budget: int = FINDINGS_BUDGET) -> list[str]:
+    """``ranked`` findings cut to ``budget`` characters (as printed, `FINDINGS: ` included),
+    most severe kept; a last line counts what was left out."""
+    kept: list[str] = []
+    used = 0
+    ordered = ranked(findings)
+    for i, f in enumerate(ordered):
+        cost = len(f) + 11
+        if used + cost > budget and kept:
+            rest = ordered[i:]
+            kept.append(Finding(f"{len(rest)} more, less severe finding(s) not shown; "
+                                "describe the objects named above for them", INFO))
+            break
+        kept.append(f)
+        used += cost
+    return kept
+
+
 def name_of(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("name", "?"))
 
