@@ -108,6 +108,26 @@ class ApprovalDecided(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class VerificationStarted(Event):
+    kind: ClassVar[str] = "verification_started"
+    call_id: str
+    tool: str
+    timeout_s: float        # BUDO_VERIFY_TIMEOUT: how long it may watch
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verified(Event):
+    kind: ClassVar[str] = "verified"
+    call_id: str
+    tool: str
+    summary: str            # the call in one line: "set env X on deployment/y in shop"
+    ok: bool
+    outcome: str            # "rolled out: 1/1 ready in 4.2 s" / "not ready after 120 s"
+    details: list[str] = field(default_factory=list)  # findings of the new pods
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Truncated(Event):
     kind: ClassVar[str] = "truncated"
     call_id: str
@@ -139,22 +159,32 @@ class VerdictReached(Event):
 class RunFailed(Event):
     kind: ClassVar[str] = "failed"
     reason: str              # one line for humans: "model unreachable at …", "token budget …"
-    error_type: str          # the BudoError subclass name
+    error_type: str          # the BudoError subclass name (or the bug's exception type)
     turns: int
     tokens: int
+    internal: bool = False   # our own bug, not model/budget/sink trouble
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunCancelledEvent(Event):
+class RunCancelled(Event):
+    """Someone stopped the run (the Cancel button, Ctrl-C)."""
+
     kind: ClassVar[str] = "cancelled"
+    reason: str              # "cancelled", "cancelled by <@U…>"
+    turns: int
+    tokens: int
+    by: str | None = None    # who cancelled, when a person did: front ends render the mention
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunInterrupted(Event):
+    """budo itself stopped the run (shutdown); the question may simply be asked again."""
+
+    kind: ClassVar[str] = "interrupted"
     reason: str
     turns: int
     tokens: int
 
 
-ALL_EVENTS: tuple[type[Event], ...] = (
-    RunStarted, ModelRequest, ModelReply, ToolRequested, ToolFinished, ApprovalRequested,
-    ApprovalDecided, Truncated, Redacted, VerdictReached, RunFailed, RunCancelledEvent,
-)
-EVENT_TYPES: dict[str, type[Event]] = {cls.kind: cls for cls in ALL_EVENTS}
-TERMINAL_KINDS = frozenset({"verdict", "failed", "cancelled"})
+# The events that end a run: the loop emits exactly one of these, last.
+Terminal = VerdictReached | RunFailed | RunCancelled | RunInterrupted

@@ -20,8 +20,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from budo.config import Settings
-from budo.errors import ClusterError, ClusterUnreachable, Forbidden, NotFound
+from budo.errors import ClusterError, ClusterUnreachable, Conflict, Forbidden, NotFound
 
 Obj = dict[str, Any]
 
@@ -181,11 +180,6 @@ class Cluster:
         return cls(client.ApiClient(configuration), namespaces=namespaces,
                    request_timeout=request_timeout, source=source)
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Cluster:
-        return cls.from_kubeconfig(settings.kubeconfig, settings.namespaces,
-                                   request_timeout=min(10.0, settings.tool_timeout))
-
     def close(self) -> None:
         self.api_client.close()
 
@@ -338,7 +332,7 @@ class Cluster:
             kwargs["previous"] = True
         body = await self._call(f"logs of pod {pod!r} in namespace {namespace!r}",
                                 self._core.read_namespaced_pod_log, **kwargs)
-        return body.decode("utf-8", errors="replace")
+        return str(body.decode("utf-8", errors="replace"))
 
     async def scan_log(
         self,
@@ -384,10 +378,14 @@ class Cluster:
 
         return int(await self._guarded(what, call))
 
-    async def delete_pod(self, namespace: str, pod: str) -> Obj:
+    async def delete_pod(self, namespace: str, pod: str, *, uid: str) -> Obj:
+        """Delete exactly the pod with this uid: the API server answers 409 (Conflict) when
+        the name now belongs to a different pod (DeleteOptions.preconditions.uid)."""
         self.check_namespace(namespace)
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
         return await self._json(f"pod {pod!r} in namespace {namespace!r}",
-                                self._core.delete_namespaced_pod, name=pod, namespace=namespace)
+                                self._core.delete_namespaced_pod, name=pod, namespace=namespace,
+                                body=options)
 
 
 def _short(exc: object) -> str:
@@ -419,6 +417,8 @@ def _translate_api(exc: ApiException, what: str) -> ClusterError:
     if status == 0:
         return ClusterUnreachable(f"cannot reach the Kubernetes API while reading {what}: "
                                   f"{message}")
+    if status == 409:
+        return Conflict(f"{what} changed: {message}")
     if status == 400:
         return ClusterError(f"the API rejected the request for {what}: {message}")
     if status == 429 or status >= 500:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent import prompts
+import agent.prompts as prompts
 from agent.events import (
     ApprovalDecided,
     ApprovalRequested,
@@ -30,13 +31,17 @@ from agent.events import (
     ModelReply,
     ModelRequest,
     Redacted,
-    RunCancelledEvent,
+    RunCancelled,
     RunFailed,
+    RunInterrupted,
     RunStarted,
+    Terminal,
     ToolFinished,
     ToolRequested,
     Truncated,
     VerdictReached,
+    VerificationStarted,
+    Verified,
 )
 from agent.guards import clip, wrap_untrusted
 from agent.protocols import (
@@ -49,9 +54,12 @@ from agent.protocols import (
     ToolCall,
     ToolResult,
     ToolSpec,
+    Verification,
 )
 from agent.verdict import Verdict, parse_verdict
 from budo.errors import BudgetExceeded, BudoError, ToolArgumentError
+
+log = logging.getLogger("budo.agent.loop")
 
 
 @dataclass(frozen=True)
@@ -61,21 +69,27 @@ class Budgets:
     run_timeout: float = 600.0
     tool_timeout: float = 30.0
     tool_output_chars: int = 8000
+    verify_timeout: float = 120.0
 
-    @classmethod
-    def from_settings(cls, settings: Any) -> Budgets:
-        return cls(settings.max_turns, settings.max_tokens, settings.run_timeout,
-                   settings.tool_timeout, settings.tool_output_chars)
+
+@dataclass(frozen=True)
+class Stop:
+    """Why the run's task was cancelled, as the caller who cancelled it tells the loop:
+    ``cancelled`` (someone asked) or ``interrupted`` (budo is shutting down)."""
+
+    kind: Literal["cancelled", "interrupted"] = "cancelled"
+    reason: str = "cancelled"
+    by: str | None = None   # who cancelled, when a person did (a Slack user id, "terminal")
 
 
 @dataclass
 class RunOutcome:
     run_id: str
-    status: Literal["succeeded", "failed", "cancelled"]
+    status: Literal["succeeded", "failed", "cancelled", "interrupted"]
     verdict: dict[str, Any] | None  # agent.verdict.Verdict.to_dict()
     turns: int
     tokens: int
-    reason: str | None = None       # one line, for failed/cancelled
+    reason: str | None = None       # one line, for failed/cancelled/interrupted
     messages: list[dict[str, Any]] = field(default_factory=list)  # for follow-ups
 
 
@@ -161,11 +175,11 @@ class _Run:
                                       tool=call.name, args=args,
                                       mutating=bool(spec and spec.mutating)))
         if spec is None:
-            text = prompts.unknown_tool(call.name, sorted(self.tools))
-            return await self.finish_call(call, ToolResult.failure(text[len("error: "):]), 0.0)
+            reason = prompts.unknown_tool(call.name, sorted(self.tools))
+            return await self.finish_call(call, ToolResult.failure(reason), 0.0)
         if call.arguments is None:
-            text = prompts.bad_arguments(call.name, call.parse_error or "unparseable")
-            return await self.finish_call(call, ToolResult.failure(text[len("error: "):]), 0.0)
+            reason = prompts.bad_arguments(call.name, call.parse_error or "unparseable")
+            return await self.finish_call(call, ToolResult.failure(reason), 0.0)
         try:
             args = spec.check(args) if spec.check else args
         except ToolArgumentError as exc:  # before any API call and before any card
@@ -194,7 +208,43 @@ class _Run:
         extra = {"approved": preview} if preview is not None else {}
         result = await self.run_tool(spec.name, spec.func, {**args, **extra})
         assert isinstance(result, ToolResult)
+        if spec.verify is not None and result.ok:
+            result = await self.verify(call, spec, args, preview, result)
         await self.finish_call(call, result, time.monotonic() - started)
+
+    async def verify(self, call: ToolCall, spec: ToolSpec, args: dict[str, Any],
+                     preview: Preview | None, result: ToolResult) -> ToolResult:
+        """Watch what an approved action did, under BUDO_VERIFY_TIMEOUT (not the per-tool
+        budget); the model reads the outcome, so a fix that did not work means more work."""
+        assert spec.verify is not None
+        limit = self.budgets.verify_timeout
+        await self.emit(VerificationStarted(run_id=self.run_id, call_id=call.id,
+                                            tool=spec.name, timeout_s=limit))
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(limit + 5.0):  # the verifier stops itself at `limit`
+                seen = await spec.verify(args, preview, limit)
+        except TimeoutError:
+            seen = Verification(False, f"verification did not finish within {limit:g}s")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            seen = Verification(False, f"verification failed: {type(exc).__name__}: {exc}")
+        took = round(time.monotonic() - started, 3)
+        await self.emit(Verified(run_id=self.run_id, call_id=call.id, tool=spec.name,
+                                 summary=spec.describe_call(args), ok=seen.ok,
+                                 outcome=seen.summary, details=list(seen.details),
+                                 duration_s=seen.duration_s or took))
+        facts = "".join(f"\n- {d}" for d in seen.details)
+        if seen.ok:
+            return ToolResult(True, f"{result.output.rstrip()}\nVERIFIED: {seen.summary}{facts}",
+                              findings=result.findings, redactions=result.redactions,
+                              redaction_kinds=result.redaction_kinds)
+        return ToolResult(False, result.output, error=(
+            f"{result.output.strip()} — but the verification failed: {seen.summary}{facts}. "
+            "The change IS applied; investigate why before concluding."),
+            findings=result.findings, redactions=result.redactions,
+            redaction_kinds=result.redaction_kinds)
 
     async def ask_approval(self, call: ToolCall, spec: ToolSpec, args: dict[str, Any],
                            reasoning: str, preview: Preview | None) -> ApprovalDecision:
@@ -265,18 +315,21 @@ async def run_investigation(
     namespace: str | None = None,
     requester: str | None = None,
     history: list[dict[str, Any]] | None = None,
+    stop_reason: Callable[[], Stop] | None = None,
 ) -> RunOutcome:
-    """Run one investigation to a verdict, failure or cancellation; never raises for model,
-    tool or budget trouble (those end as RunOutcome + a terminal event). Task cancellation
-    emits a `cancelled` event and returns status "cancelled"."""
+    """Run one investigation to its end and emit exactly one terminal event (verdict, failed,
+    cancelled or interrupted) — the one place a run's end is decided. Never raises for model,
+    tool or budget trouble, nor for a bug in a tool or sink: those end as a failed run. Task
+    cancellation ends the run as ``stop_reason()`` says (default: cancelled)."""
     messages = list(history) if history else [{"role": "system", "content": prompts.SYSTEM_PROMPT}]
-    messages.append({"role": "user", "content": prompts.first_user_message(question, namespace)})
+    messages.append(_ask(question, namespace))
     run = _Run(run_id, model, {t.name: t for t in tools}, list(sinks), approver, budgets, messages)
 
     def outcome(status: Any, verdict: dict[str, Any] | None = None,
                 reason: str | None = None) -> RunOutcome:
         return RunOutcome(run_id, status, verdict, run.turns, run.tokens, reason, run.messages)
 
+    internal = False
     try:
         async with asyncio.timeout(budgets.run_timeout):
             await run.emit(RunStarted(run_id=run_id, question=question, namespace=namespace,
@@ -294,29 +347,61 @@ async def run_investigation(
         task = asyncio.current_task()
         if task is not None:
             task.uncancel()
-        reason = "cancelled"
-        await _final(run, RunCancelledEvent(run_id=run_id, reason=reason, turns=run.turns,
-                                            tokens=run.tokens))
-        return outcome("cancelled", reason=reason)
+        stop = stop_reason() if stop_reason is not None else Stop()
+        ended: Terminal = (
+            RunInterrupted(run_id=run_id, reason=stop.reason, turns=run.turns,
+                           tokens=run.tokens)
+            if stop.kind == "interrupted" else
+            RunCancelled(run_id=run_id, reason=stop.reason, turns=run.turns, tokens=run.tokens,
+                         by=stop.by))
+        await _final(run, ended)
+        return outcome(stop.kind, reason=stop.reason)
     except TimeoutError:
-        error: BudoError = BudgetExceeded(
+        error: Exception = BudgetExceeded(
             f"wall-clock budget exhausted after {budgets.run_timeout:g}s"
         )
     except BudoError as exc:  # model unreachable, token budget, a broken sink
         error = exc
-    await _final(run, RunFailed(run_id=run_id, reason=str(error), error_type=type(error).__name__,
-                                turns=run.turns, tokens=run.tokens))
-    return outcome("failed", reason=str(error))
+    except Exception as exc:  # our own bug: the run still ends, recorded and shown
+        log.exception("run %s: internal error", run_id)
+        error, internal = exc, True
+    reason = f"internal error: {type(error).__name__}: {error}" if internal else str(error)
+    await _final(run, RunFailed(run_id=run_id, reason=reason, error_type=type(error).__name__,
+                                turns=run.turns, tokens=run.tokens, internal=internal))
+    return outcome("failed", reason=reason)
 
 
-async def _final(run: _Run, event: Event) -> None:
-    """Emit a terminal event to every sink still standing; a sink failing here has nothing
-    left to stop, so its error is dropped rather than masking the original outcome."""
-    for sink in run.sinks:
-        try:
-            await sink.emit(event)
-        except Exception:  # see docstring
-            continue
+def past_conversation(question: str, namespace: str | None, answer: str) -> list[dict[str, Any]]:
+    """The conversation of an earlier run, rebuilt from its question and final answer (when
+    its full message list is gone, e.g. after a restart): the ``history`` of a follow-up."""
+    return [{"role": "system", "content": prompts.SYSTEM_PROMPT}, _ask(question, namespace),
+            {"role": "assistant", "content": answer}]
+
+
+def _ask(question: str, namespace: str | None) -> dict[str, Any]:
+    return {"role": "user", "content": prompts.first_user_message(question, namespace)}
+
+
+async def _final(run: _Run, event: Terminal) -> None:
+    """Emit the terminal event to every sink still standing. A sink failing here has nothing
+    left to stop, so its error is dropped rather than masking the original outcome. Shielded:
+    a second cancellation (a shutdown that stops waiting) still lets the end be recorded."""
+
+    async def deliver() -> None:
+        for sink in run.sinks:
+            try:
+                await sink.emit(event)
+            except Exception:  # see docstring
+                log.warning("run %s: a sink could not record %s", run.run_id, event.kind,
+                            exc_info=True)
+
+    task = asyncio.ensure_future(deliver())
+    _ENDING.add(task)  # the loop holds tasks weakly: keep it alive if we stop waiting
+    task.add_done_callback(_ENDING.discard)
+    await asyncio.shield(task)
+
+
+_ENDING: set[asyncio.Future[None]] = set()
 
 
 def _assistant_message(content: str, calls: list[ToolCall]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import logging
 import socket
 import ssl
 import time
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import httpx
 
@@ -37,9 +37,6 @@ from budo.errors import (
     ModelTimeout,
     ModelUnreachable,
 )
-
-if TYPE_CHECKING:
-    from budo.config import Settings
 
 log = logging.getLogger("budo.model")
 
@@ -84,14 +81,6 @@ class OpenAIChatModel:
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient()
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> OpenAIChatModel:
-        """The client BUDO_LLM_URL / BUDO_LLM_MODEL / BUDO_LLM_API_KEY / BUDO_LLM_TIMEOUT say."""
-        options: dict[str, Any] = {
-            "api_key": settings.llm_api_key, "timeout": settings.llm_timeout, **overrides,
-        }
-        return cls(settings.llm_url, settings.llm_model, **options)
 
     async def __aenter__(self) -> Self:
         return self

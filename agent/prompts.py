@@ -56,12 +56,12 @@ BREAKER_NOTE = (
 
 
 def unknown_tool(name: str, available: list[str]) -> str:
-    return f"error: unknown tool {name!r}. Available tools: {', '.join(available)}."
+    return f"unknown tool {name!r}. Available tools: {', '.join(available)}."
 
 
 def bad_arguments(name: str, problem: str) -> str:
     return (
-        f"error: the arguments for {name} were not valid JSON ({problem}). Re-emit the call with "
+        f"the arguments for {name} were not valid JSON ({problem}). Re-emit the call with "
         "a JSON object of arguments, for example {\"namespace\": \"shop\"}."
     )
 

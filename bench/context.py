@@ -1,9 +1,11 @@
 """How much context our tools hand the model, against a bare `kubectl -o json` tool.
 
 For every bundled scenario, replayed in-process, the same rule-based, scenario-agnostic SRE
-read sweep is run twice: through budo's tools, and as raw API reads (pod list JSON, ReplicaSet
-and ConfigMap lists, event list JSON, the workload JSON, full unfiltered logs tail 200). Tokens
-are estimated as chars/4 for both. The sweep:
+read sweep is run twice: through budo's tools, and as raw API reads (pod list, ReplicaSet and
+ConfigMap lists, event list and workload as compact JSON, the logs tail 200 filtered by the
+same grep). The baseline is the cheapest honest raw tool, so the ratio is what our rendering
+and findings buy, not what whitespace costs. Tokens are estimated as chars/4 for both. The
+sweep:
 
 1. pods of the scenario namespace; 2. what changed in it (recent_changes); 3. its events;
 4. every unhealthy pod (not Running+Ready, or a known fault): describe its workload (the
@@ -35,9 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent import Cluster, ToolSpec
 from agent.findings import pod_findings
-from agent.kube import Cluster
-from agent.protocols import ToolSpec
 from agent.render import pod_unhealthy
 from budo.errors import ClusterError
 from budo.harness import replayed_incident
@@ -58,8 +59,8 @@ class Reads:
 
 
 def kubectl_json(obj: Any) -> str:
-    """What `kubectl get -o json` prints: 4-space indented JSON."""
-    return json.dumps(obj, indent=4)
+    """The API object as compact JSON (`kubectl get -o json` indents; a model needs not)."""
+    return json.dumps(obj, separators=(",", ":"))
 
 
 async def call(tools: dict[str, ToolSpec], tool: str, /, **args: Any) -> str:
@@ -69,10 +70,12 @@ async def call(tools: dict[str, ToolSpec], tool: str, /, **args: Any) -> str:
 async def raw_logs(cluster: Cluster, ns: str, pod: str, container: str | None,
                    previous: bool) -> str:
     try:
-        return await cluster.read_log(ns, pod, container=container, tail_lines=TAIL,
+        text = await cluster.read_log(ns, pod, container=container, tail_lines=TAIL,
                                       previous=previous)
     except ClusterError as exc:
         return f"Error from server: {exc}"
+    wanted = re.compile(GREP, re.IGNORECASE)  # the same filter our logs tool applies
+    return "\n".join(line for line in text.splitlines() if wanted.search(line))
 
 
 def workload_of(pod: dict[str, Any], replicasets: dict[str, dict[str, Any]]
@@ -186,8 +189,8 @@ async def main(names: list[str]) -> int:
     names = names or bundled_scenarios()
     print("# bench/context.py: tool-output tokens vs raw API JSON (tokens = chars/4)")
     print(f"# machine: {machine()}")
-    print(f"# sequence: pods, events, describe unhealthy workloads, logs grep /{GREP}/ "
-          f"(baseline: kubectl -o json, logs tail {TAIL} unfiltered)")
+    print(f"# sweep: pods, recent_changes, events, describe unhealthy workloads, logs grep "
+          f"/{GREP}/ (baseline: compact API JSON, logs tail {TAIL} with the same grep)")
     header = (f"{'scenario':<24} {'calls':>5} {'ours':>7} {'baseline':>9} {'ratio':>6}  "
               f"{'in FINDINGS (call)':<34}  root cause in output")
     print(header)

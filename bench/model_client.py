@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.model import OpenAIChatModel
+from agent import OpenAIChatModel
 from agent.toolcalls import parse_arguments, recover_text_calls
 from scenarios.scripted_model import ScriptedModelServer
 

@@ -2,7 +2,8 @@
 
 Slack wants an answer within 3 s; an investigation takes minutes. Every listener acks first
 (``/budo help`` is answered in the ack itself, it needs no I/O) and gives the rest to
-``Handlers.spawn``, which tracks the task so shutdown can wait for it. Signature and
+``Handlers.spawn``, which tracks the task so shutdown can wait for it. No listener awaits
+anything after its ack: Bolt sends the response when the listener returns. Signature and
 timestamp checks (401 on a bad signature or a stale request) are Bolt's request verification.
 """
 
@@ -18,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION
 from bot.commands import help_reply, parse_slash
 from bot.handlers import Handlers
+from bot.inbound import dedupe_middleware
 
 
 def build_bolt_app(client: AsyncWebClient, bot_token: str, signing_secret: str | None,
@@ -32,8 +34,11 @@ def build_bolt_app(client: AsyncWebClient, bot_token: str, signing_secret: str |
             bot_token=bot_token, bot_id=identity.get("bot_id"),
             bot_user_id=identity.get("user_id"))
 
+    # process_before_response: our listeners only ack and hand off, so Bolt may answer the
+    # request when the listener returns (~1 ms) instead of polling for the ack every 10 ms.
     app = AsyncApp(client=client, signing_secret=signing_secret or "", authorize=authorize,
-                   name="budo")
+                   name="budo", process_before_response=True)
+    app.use(dedupe_middleware(handlers.store))  # after Bolt's signature check
 
     @app.command(re.compile(r"^/budo"))
     async def on_slash(ack: Any, body: dict[str, Any]) -> None:

@@ -26,8 +26,10 @@ from agent.protocols import ChatModel, ToolSpec
 from bot.app import build_bolt_app
 from bot.approvals import ApprovalDesk, OnCallPolicy
 from bot.handlers import Handlers
+from bot.inbound import malformed, signed
 from bot.poster import SlackPoster, make_web_client
 from bot.runs import RunManager
+from budo import wiring
 from budo.config import Settings
 from budo.errors import BudoError, ConfigError, SlackError
 from storage.store import Store
@@ -39,9 +41,7 @@ ToolboxFactory = Callable[[Settings], Sequence[ToolSpec] | Awaitable[Sequence[To
 
 
 def default_model(settings: Settings) -> ChatModel:
-    from agent.model import OpenAIChatModel
-
-    return OpenAIChatModel.from_settings(settings)
+    return wiring.chat_model(settings)
 
 
 class BudoBot:
@@ -65,11 +65,10 @@ class BudoBot:
         self.started = False
 
     def _default_toolbox(self, settings: Settings) -> list[ToolSpec]:
-        from agent.kube import Cluster
         from agent.tools import build_toolbox
 
-        self._cluster = Cluster.from_settings(settings)
-        return build_toolbox(self._cluster)
+        self._cluster = wiring.cluster(settings)
+        return build_toolbox(self._cluster, settings.max_replicas)
 
     async def start(self) -> None:
         """Check the token (auth.test), build the model, tools and the Bolt app; announce runs
@@ -135,6 +134,14 @@ class BudoBot:
     async def _slack_events(self, request: web.Request) -> web.Response:
         if not self.started:
             return web.Response(status=503, text="budo is not ready")
+        body = await request.read()
+        problem = malformed(body, request.content_type)
+        if problem is not None:
+            if not signed(self.settings.slack_signing_secret or "", body, request.headers):
+                return web.json_response({"error": "invalid request"}, status=401)
+            log.warning("rejected a signed but malformed Slack request (%s): %s",
+                        request.content_type or "no content type", problem)
+            return web.json_response({"error": f"malformed request: {problem}"}, status=400)
         bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 

@@ -1,8 +1,9 @@
 """The run manager: starting investigations, one task per run, cancel, follow-ups, shutdown.
 
-Every run task ends by posting its outcome — verdict, failure, cancellation, interruption,
-or an internal error caught at the task boundary — so no run ends silently, and the audit
-store records how it ended even when the loop itself never got to say so.
+How a run ends is the loop's to say: it emits one terminal event (verdict, failed, cancelled
+or interrupted — this module tells it which of the last two through ``stop_reason``), the
+AuditSink turns that into the run's final status, and the Slack sink posts it. A run whose
+process dies first is ended by the store's restart recovery.
 """
 
 from __future__ import annotations
@@ -15,19 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent import prompts
-from agent.events import Event, RunCancelledEvent
-from agent.loop import Budgets, run_investigation
-from agent.protocols import ChatModel, ToolSpec
+from agent import ChatModel, RunFailed, Stop, ToolSpec, past_conversation, run_investigation
 from bot import blocks
 from bot.approvals import ApprovalDesk
 from bot.poster import SlackPoster
 from bot.sink import RunThread, SlackEventSink
+from budo import wiring
 from budo.config import Settings
 from budo.errors import BudoError, RunAlreadyActive, RunNotFound
-from storage.records import RunRecord
-from storage.sink import AuditSink
-from storage.store import Store
+from storage import AuditSink, RunRecord, Store
 
 log = logging.getLogger("budo.bot.runs")
 
@@ -47,21 +44,13 @@ class ActiveRun:
     def run_id(self) -> str:
         return self.thread.run_id
 
-
-class _RunAudit(AuditSink):
-    """The AuditSink, except that a cancellation caused by shutdown ends the run as
-    ``interrupted`` (in the same transaction as the event)."""
-
-    def __init__(self, store: Store, active: ActiveRun) -> None:
-        super().__init__(store)
-        self.active = active
-
-    async def emit(self, event: Event) -> None:
-        if isinstance(event, RunCancelledEvent) and self.active.interrupting:
-            self.last = await self.store.append(
-                event, None, finish=("interrupted", event.turns, event.tokens, None))
-            return
-        await super().emit(event)
+    def stop_reason(self) -> Stop:
+        """What the loop says when this run's task is cancelled."""
+        if self.interrupting:
+            return Stop("interrupted", SHUTDOWN_REASON)
+        if self.cancelled_by:
+            return Stop("cancelled", f"cancelled by <@{self.cancelled_by}>", by=self.cancelled_by)
+        return Stop()
 
 
 class RunManager:
@@ -109,7 +98,7 @@ class RunManager:
                 await self.store.record(record.id, "follow_up", {"previous_run": previous.id},
                                         actor=user)
         except BudoError as exc:
-            await self._end_quietly(record.id, "failed", f"could not start in Slack: {exc}")
+            await self._never_started(record.id, f"could not start in Slack: {exc}", exc)
             return None, f"Could not start the investigation: {exc}"
         thread = RunThread(record.id, channel, thread_ts or status_ts, status_ts, question, user,
                            self.link_base)
@@ -139,61 +128,35 @@ class RunManager:
         if previous.verdict:
             answer = str(previous.verdict.get("raw") or previous.verdict.get("root_cause")
                          or answer)
-        return [
-            {"role": "system", "content": prompts.SYSTEM_PROMPT},
-            {"role": "user", "content": prompts.first_user_message(previous.question,
-                                                                   previous.namespace)},
-            {"role": "assistant", "content": answer},
-        ]
+        return past_conversation(previous.question, previous.namespace, answer)
 
     # --- the run task ---------------------------------------------------------------------
 
     async def _drive(self, active: ActiveRun, namespace: str | None,
                      history: list[dict[str, Any]] | None) -> None:
         thread = active.thread
-        kind, reason, verdict, turns, tokens = "crashed", "", None, 0, 0
         try:
             outcome = await run_investigation(
                 thread.question, run_id=thread.run_id, model=self.model, tools=self.tools,
-                sinks=[_RunAudit(self.store, active), active.sink],
+                sinks=[AuditSink(self.store), active.sink],
                 approver=self.desk.approver(thread.channel, thread.thread_ts, thread.requester,
                                             before_post=active.sink.flush),
-                budgets=Budgets.from_settings(self.settings), namespace=namespace,
-                requester=thread.requester, history=history)
-            kind, reason, verdict = outcome.status, outcome.reason or "", outcome.verdict
-            turns, tokens = outcome.turns, outcome.tokens
+                budgets=wiring.budgets(self.settings), namespace=namespace,
+                requester=thread.requester, history=history, stop_reason=active.stop_reason)
             self._remember(thread.run_id, outcome.messages)
-            if kind == "cancelled" and active.interrupting:
-                kind, reason = "interrupted", SHUTDOWN_REASON
-            elif kind == "cancelled" and active.cancelled_by:
-                reason = f"cancelled by <@{active.cancelled_by}>"
-        except asyncio.CancelledError:
-            # Cancelled outside the loop's own handling (a second cancel at shutdown).
-            kind, reason = "interrupted", SHUTDOWN_REASON
-            await self._end_quietly(thread.run_id, "interrupted", reason)
-            raise
-        except Exception as exc:  # our own bug: say so in the channel and the audit
-            log.exception("run %s crashed", thread.run_id)
-            kind, reason = "crashed", f"internal error: {type(exc).__name__}: {exc}"
-            await self._end_quietly(thread.run_id, "failed", reason)
+            await active.sink.close()  # the outcome is in Slack before the run counts as done
         finally:
-            try:
-                await active.sink.finish(kind, verdict=verdict, reason=reason, turns=turns,
-                                         tokens=tokens)
-            except Exception:
-                log.exception("run %s: could not post the outcome", thread.run_id)
             self.active.pop(thread.run_id, None)
 
-    async def _end_quietly(self, run_id: str, status: str, reason: str) -> None:
-        """Record how a run ended when the loop could not (it is still 'running')."""
+    async def _never_started(self, run_id: str, reason: str, error: BudoError) -> None:
+        """A run the loop never got to (Slack refused its first message): end it the same
+        way the loop would, through the AuditSink."""
         try:
-            record = await self.store.get_run(run_id)
-            if record.status == "running":
-                await self.store.record(run_id, status, {"reason": reason}, actor="budo")
-                await self.store.finish_run(run_id, status, turns=record.turns,
-                                            tokens=record.tokens)
+            await AuditSink(self.store, actor="budo").emit(RunFailed(
+                run_id=run_id, reason=reason, error_type=type(error).__name__, turns=0,
+                tokens=0))
         except BudoError as exc:
-            log.error("run %s: could not record its end (%s): %s", run_id, status, exc)
+            log.error("run %s: could not record its end: %s", run_id, exc)
 
     def _remember(self, run_id: str, messages: list[dict[str, Any]]) -> None:
         self.histories[run_id] = messages
@@ -229,12 +192,7 @@ class RunManager:
         for active in list(self.active.values()):
             if active.task is None or active.task.done():
                 continue
-            active.interrupting = True
-            try:
-                await self.store.record(active.run_id, "interrupted",
-                                        {"reason": SHUTDOWN_REASON}, actor="budo")
-            except BudoError as exc:
-                log.error("run %s: could not record the interruption: %s", active.run_id, exc)
+            active.interrupting = True  # the loop records and posts it as interrupted
             active.task.cancel()
         if pending:
             # Time to post "interrupted" in each channel; then stop regardless.

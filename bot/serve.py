@@ -76,7 +76,7 @@ async def open_server(bot: BudoBot, host: str, port: int) -> Serving:
         await bot.stop(0)
         raise ConfigError(f"cannot listen on {host}:{port} (--host/--port): "
                           f"{exc.strerror or exc}") from exc
-    bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr]
+    bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[attr-defined]
     serving = Serving(bot, runner, bound)
     if socket_mode:
         handler = AsyncSocketModeHandler(bot.bolt, bot.settings.slack_app_token,

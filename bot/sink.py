@@ -11,8 +11,9 @@ calls in order. What the thread shows:
   elapsed, tokens, what it is doing — coalesced to one update per ~2 s, latest state wins.
 
 Approval cards are the approver's (it calls ``flush`` first so the card lands after the call
-it is about). The outcome — verdict or failure — is posted by ``finish`` at the channel's top
-level once the run task knows how the run ended.
+it is about). The outcome is rendered from the loop's terminal event — verdict, failure,
+cancellation or interruption, like the terminal sink — at the channel's top level, with a
+pointer on the run's status message. The run task ``close``s the sink to drain it.
 """
 
 from __future__ import annotations
@@ -21,18 +22,23 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from agent.events import (
+from agent import (
     ApprovalDecided,
     ApprovalRequested,
     Event,
     ModelReply,
     ModelRequest,
     Redacted,
+    RunCancelled,
+    RunFailed,
+    RunInterrupted,
+    Terminal,
     ToolFinished,
     ToolRequested,
     VerdictReached,
+    VerificationStarted,
+    Verified,
 )
 from bot import blocks
 from bot.evidence import ToolCallRecord, match_evidence
@@ -71,7 +77,8 @@ class SlackEventSink:
         self.tokens = 0
         self.started = time.monotonic()
         self.doing = "starting"
-        self.verdict_event: VerdictReached | None = None
+        self.outcome_ts: str | None = None  # the top-level outcome message, once posted
+        self.actions: list[str] = []    # verified actions, for the verdict message
         self.posted = 0              # messages this sink posted (benchmarks check none is lost)
         self.failures = 0            # Slack calls that failed (logged, the run goes on)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -80,8 +87,6 @@ class SlackEventSink:
     # --- EventSink --------------------------------------------------------------------------
 
     async def emit(self, event: Event) -> None:
-        if isinstance(event, VerdictReached):
-            self.verdict_event = event
         self._queue.put_nowait(event)
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name=f"slack-sink-{event.run_id}")
@@ -146,6 +151,17 @@ class SlackEventSink:
         elif isinstance(event, ApprovalDecided):
             self.doing = "approved, running" if event.approved else "denied, carrying on"
             self._status()
+        elif isinstance(event, VerdictReached | RunFailed | RunCancelled | RunInterrupted):
+            await self._outcome(event)
+        elif isinstance(event, VerificationStarted):
+            self.doing = f"verifying the rollout (up to {event.timeout_s:g} s)"
+            self._status()
+        elif isinstance(event, Verified):
+            icon = "✅" if event.ok else "❌"
+            self.actions.append(f"{icon} {event.summary}: {event.outcome}")
+            text, body = blocks.verification_message(event.summary, event.ok, event.outcome,
+                                                     event.details)
+            await self._post(text, body)
 
     async def _tool_finished(self, event: ToolFinished) -> None:
         call = self.calls.get(event.call_id)
@@ -178,38 +194,41 @@ class SlackEventSink:
 
     # --- the outcome ------------------------------------------------------------------------
 
-    async def finish(self, kind: str, *, verdict: dict[str, Any] | None, reason: str,
-                     turns: int, tokens: int) -> str | None:
+    async def _outcome(self, event: Terminal) -> None:
         """Post the outcome at the channel's top level, a pointer in the thread, and the final
-        status on the run's message. ``kind``: succeeded, failed, cancelled, interrupted or
-        crashed. Returns the top-level message's ts (None if Slack refused everything)."""
-        await self.flush()
+        status on the run's message."""
         elapsed = self.elapsed
-        tokens = max(tokens, self.tokens)
+        turns, tokens = event.turns, max(event.tokens, self.tokens)
         thread_link = self.thread.link()
-        if kind == "succeeded" and verdict is not None:
-            items = [str(i) for i in verdict.get("evidence") or []]
+        if isinstance(event, VerdictReached):
+            kind, reason = "succeeded", ""
+            items = [str(i) for i in event.verdict.get("evidence") or []]
             matches = match_evidence(items, list(self.calls.values()))
             links = [self.thread.link(m.ts) if m else None for m in matches]
-            truncated = bool(self.verdict_event and self.verdict_event.truncated)
-            text, body = blocks.verdict_message(self.thread.question, verdict, links,
+            text, body = blocks.verdict_message(self.thread.question, event.verdict, links,
                                                 self.thread.run_id, turns, tokens, elapsed,
-                                                thread_link, truncated=truncated)
+                                                thread_link, truncated=event.truncated,
+                                                actions=self.actions)
         else:
+            kind, reason = event.kind, event.reason
+            if isinstance(event, RunFailed) and event.internal:
+                kind = "crashed"
+            if isinstance(event, RunCancelled) and event.by:  # a mention budo builds itself
+                reason = blocks.Safe(f"cancelled by {blocks.mention(event.by)}")
             text, body = blocks.failure_message(kind, self.thread.question, reason,
                                                 self.thread.run_id, turns, tokens, elapsed,
                                                 thread_link)
-        top_ts: str | None = None
         try:
-            top_ts = await self.poster.post(self.thread.channel, text, body)
+            self.outcome_ts = await self.poster.post(self.thread.channel, text, body)
             self.posted += 1
         except SlackError as exc:
             self.failures += 1
             log.error("run %s: could not post the outcome: %s", self.thread.run_id, exc)
         line = blocks.outcome_status(kind, reason, turns, tokens, elapsed)
-        if top_ts:
-            where = blocks.permalink(self.thread.channel, top_ts, base=self.thread.link_base)
-            line += f" · <{where}|outcome in the channel>"
+        if self.outcome_ts:
+            where = blocks.permalink(self.thread.channel, self.outcome_ts,
+                                     base=self.thread.link_base)
+            line = blocks.Safe(f"{line} · {blocks.link(where, 'outcome in the channel')}")
         status_text, status_body = blocks.root_message(
             self.thread.question, self.thread.requester, self.thread.run_id, line, running=False)
         try:
@@ -218,11 +237,9 @@ class SlackEventSink:
         except SlackError as exc:
             self.failures += 1
             log.error("run %s: could not update the status message: %s", self.thread.run_id, exc)
-        if kind != "succeeded" and top_ts is None:
+        if kind != "succeeded" and self.outcome_ts is None:
             # The channel refused the top-level post: the thread is the last place to say it.
             try:
                 await self._post(text, body)
             except SlackError:
                 self.failures += 1
-        await self.close()
-        return top_ts

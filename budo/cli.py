@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = getattr(module, f"run_{args._command}", None) or module.run
     try:
         result = runner(args)
-        if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
             result = asyncio.run(result)
         return int(result or 0)
     except BudoError as exc:

@@ -15,15 +15,15 @@ catch *our* types and the original stays on ``__cause__`` for the log.
     ├── ClusterError               the Kubernetes API failed (tools turn these into tool errors)
     │   ├── ClusterUnreachable     connection refused / timeout / no kubeconfig
     │   ├── Forbidden              403 (RBAC) or a namespace outside BUDO_NAMESPACES
-    │   └── NotFound               404
+    │   ├── NotFound               404
+    │   └── Conflict               409: changed since approved (uid or resourceVersion precondition)
     ├── StoreError                 the audit store failed (corrupt file, read-only, disk full)
     │   ├── RunAlreadyActive       a thread already has a running run (``.run_id`` names it)
     │   ├── RunNotFound            no run with that id
     │   └── ApprovalNotFound       no approval with that id (a stale button)
     ├── SlackError                 the Slack Web API failed after retries
     └── RunAborted                 a run ended without a verdict
-        ├── BudgetExceeded         tokens or wall clock ran out
-        └── RunCancelled           someone pressed Cancel / Ctrl-C
+        └── BudgetExceeded         tokens or wall clock ran out
 """
 
 from __future__ import annotations
@@ -86,6 +86,10 @@ class NotFound(ClusterError):
     """The object does not exist (404)."""
 
 
+class Conflict(ClusterError):
+    """409: the object changed since it was approved (uid or resourceVersion precondition)."""
+
+
 class StoreError(BudoError):
     """The audit store failed."""
 
@@ -124,7 +128,3 @@ class RunAborted(BudoError):
 
 class BudgetExceeded(RunAborted):
     """A run budget (tokens, wall clock) ran out."""
-
-
-class RunCancelled(RunAborted):
-    """The run was cancelled from outside."""

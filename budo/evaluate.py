@@ -14,10 +14,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 
-from agent.events import Event
-from agent.loop import Budgets, run_investigation
-from agent.model import OpenAIChatModel
-from agent.protocols import ApprovalDecision, ApprovalRequest, ChatModel
+from agent import ApprovalDecision, ApprovalRequest, Budgets, ChatModel, Event, run_investigation
+from budo import wiring
 from budo.config import Settings
 from budo.harness import replayed_incident
 
@@ -114,10 +112,10 @@ async def run(args: argparse.Namespace) -> int:
     if args.runs < 1 or (args.max_turns is not None and args.max_turns < 1):
         print("budo eval: --runs and --max-turns must be at least 1", file=sys.stderr)
         return 2
-    budgets = Budgets.from_settings(settings)
+    budgets = wiring.budgets(settings)
     if args.max_turns:
         budgets = replace(budgets, max_turns=args.max_turns)
-    async with OpenAIChatModel.from_settings(settings) as model:
+    async with wiring.chat_model(settings) as model:
         await model.check()  # unreachable / not pulled: one line from the CLI, exit 2
         results = await evaluate(names, model, budgets, args.runs)
     if args.json:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.model import OpenAIChatModel
-from agent.protocols import ToolSpec
+from agent import OpenAIChatModel, ToolSpec
+from budo import wiring
 from budo.config import Settings
 from budo.errors import ModelError
 
@@ -30,8 +30,7 @@ class ReplayedIncident:
 async def replayed_incident(name_or_path: str, namespaces: tuple[str, ...] = ()
                             ) -> AsyncIterator[ReplayedIncident]:
     """Serve a scenario on 127.0.0.1 and build the real toolbox against it."""
-    from agent.kube import Cluster
-    from agent.tools import build_toolbox
+    from agent import Cluster, build_toolbox
     from scenarios import load_scenario
     from scenarios.replay import ReplayServer
 
@@ -50,7 +49,7 @@ async def replayed_incident(name_or_path: str, namespaces: tuple[str, ...] = ()
 
 async def configured_model_status(settings: Settings) -> tuple[bool, str]:
     """(answers, one line): does the configured model endpoint answer right now?"""
-    async with OpenAIChatModel.from_settings(settings) as model:
+    async with wiring.chat_model(settings) as model:
         try:
             return True, await model.check()
         except ModelError as exc:

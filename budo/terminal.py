@@ -13,26 +13,42 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from agent.loop import Budgets, RunOutcome, run_investigation
-from agent.protocols import ApprovalDecision, ApprovalRequest, ChatModel, EventSink, ToolSpec
+from agent import (
+    ApprovalDecision,
+    ApprovalRequest,
+    Budgets,
+    ChatModel,
+    EventSink,
+    RunOutcome,
+    ToolSpec,
+    run_investigation,
+)
+from budo import wiring
 from budo.config import Settings
 from budo.console import TerminalSink, format_args
 
 
 @dataclass
 class TerminalApprover:
-    """Asks on stdin when it is a TTY; otherwise denies, saying why."""
+    """Asks on stdin when it is a TTY; otherwise denies, saying why. ``auto_approve`` (the
+    demo's --approve) says yes without asking, and says so."""
 
     stdin: TextIO | None = None
     out: TextIO | None = None
     user: str = "terminal user"
+    auto_approve: bool = False
 
     async def request(self, req: ApprovalRequest) -> ApprovalDecision:
         stdin = self.stdin or sys.stdin
         out = self.out or sys.stdout
+        if self.auto_approve:
+            return ApprovalDecision(True, self.user, "approved (--approve)")
         if not stdin.isatty():
             return ApprovalDecision(False, None, "no TTY to ask for approval: denied")
-        prompt = f"  │  Approve {req.summary} [{req.tool}({format_args(req.args)})]? [y/N] "
+        diff = "".join(f"\n  │      {c}" for c in (req.preview.changes if req.preview else []))
+        prompt = (f"  │  Approve {req.summary} [{req.tool}({format_args(req.args)})]?{diff}"
+                  "\n  │  [y/N] " if diff else
+                  f"  │  Approve {req.summary} [{req.tool}({format_args(req.args)})]? [y/N] ")
         print(prompt, end="", file=out, flush=True)
         answer = await asyncio.to_thread(stdin.readline)
         if answer.strip().lower() in {"y", "yes"}:
@@ -77,9 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from agent.kube import Cluster
-    from agent.model import OpenAIChatModel
-    from agent.tools import build_toolbox
+    from agent import Cluster, build_toolbox
 
     settings = Settings.from_env()
     if not args.question.strip():
@@ -88,23 +102,24 @@ async def run(args: argparse.Namespace) -> int:
     if args.max_turns is not None and args.max_turns < 1:
         print("budo investigate: --max-turns must be at least 1", file=sys.stderr)
         return 2
-    budgets = Budgets.from_settings(settings)
+    budgets = wiring.budgets(settings)
     if args.max_turns:
         budgets = replace(budgets, max_turns=args.max_turns)
     cluster = Cluster.from_kubeconfig(args.kubeconfig or settings.kubeconfig,
                                       namespaces=settings.namespaces)
-    async with OpenAIChatModel.from_settings(settings) as model:
+    async with wiring.chat_model(settings) as model:
         outcome = await investigate(
-            args.question, model=model, tools=build_toolbox(cluster), db_path=settings.db_path,
+            args.question, model=model, tools=build_toolbox(cluster, settings.max_replicas),
+            db_path=settings.db_path,
             budgets=budgets, namespace=args.namespace, sinks=[TerminalSink()],
         )
     return exit_code(outcome)
 
 
 def exit_code(outcome: RunOutcome) -> int:
-    """0 with a verdict; otherwise one line on stderr and 1 (failed) or 130 (cancelled)."""
+    """0 with a verdict; otherwise one line on stderr and 1 (failed) or 130 (stopped)."""
     if outcome.status == "succeeded":
         return 0
     print(f"budo: no verdict: {outcome.reason} (run {outcome.run_id}; "
           f"`budo export {outcome.run_id}` for the trail)", file=sys.stderr)
-    return 130 if outcome.status == "cancelled" else 1
+    return 130 if outcome.status in ("cancelled", "interrupted") else 1

@@ -4,6 +4,7 @@ See scenarios/FORMAT.md. ``load_scenario("checkout-typo")`` gives a validated ``
 ``scenarios.replay.ReplayServer`` serves one to the kubernetes client and kubectl.
 """
 
-from scenarios.model import ContainerLogs, Scenario, bundled_scenarios, load_scenario
+from scenarios.load import bundled_scenarios, load_scenario
+from scenarios.model import ContainerLogs, Scenario
 
 __all__ = ["ContainerLogs", "Scenario", "bundled_scenarios", "load_scenario"]

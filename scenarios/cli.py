@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from budo.config import default_state_dir
-from scenarios.model import bundled_scenarios, load_scenario
+from scenarios.load import bundled_scenarios, load_scenario
 from scenarios.replay import ReplayServer
 
 

@@ -13,6 +13,7 @@ from scenarios.expand_pods import (
     stable_suffix,
     stable_uid,
 )
+from scenarios.merge import deep_merge, env_list
 from scenarios.times import fmt, parse_time
 
 NAMESPACED = {
@@ -99,13 +100,6 @@ def node_object(spec: dict[str, Any], index: int, now: datetime) -> dict[str, An
     }
 
 
-def env_list(env: Any) -> list[dict[str, Any]]:
-    if isinstance(env, dict):
-        return [{"name": k, "value": str(v) if not isinstance(v, bool) else str(v).lower()}
-                for k, v in env.items()]
-    return [dict(item) for item in env or []]
-
-
 def _container(body: dict[str, Any], name: str) -> dict[str, Any]:
     ports = []
     for port in body.get("ports", []):
@@ -157,17 +151,9 @@ class Expander:
         started = parse_time(w.get("started", "-2d"), self.now) or self.now
         replicas = w.get("replicas", 1)
         main = _container(w, w.get("container", "server"))
-        containers = [main] + [_container(c, c["name"]) for c in w.get("containers", [])]
         states = [_state(w)] + [_state(c) for c in w.get("containers", [])]
         init = [copy.deepcopy(c) for c in w.get("initContainers", [])]
-        pod_spec: dict[str, Any] = {
-            "containers": containers, "restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
-            "serviceAccountName": "default", "terminationGracePeriodSeconds": 5,
-            "schedulerName": "default-scheduler", "securityContext": {},
-        }
-        if init:
-            pod_spec["initContainers"] = init
-        pod_spec.update(copy.deepcopy(w.get("podSpec", {})))
+        pod_spec = _pod_spec(w)
         objects: list[dict[str, Any]] = []
         revision = w.get("revision", 1)
         if kind == "StatefulSet":
@@ -195,18 +181,16 @@ class Expander:
             ready_count += all(cs["ready"] for cs in pod["status"].get("containerStatuses",
                                                                       [{"ready": False}]))
             objects.append(pod)
-        old_serving = 0
-        if kind == "Deployment" and w.get("previous"):
-            # A rollout: the Deployment controller created the new ReplicaSet when the pods
-            # started and scaled the old one (the previous template) down, keeping it for
-            # rollbacks (revisionHistoryLimit).
-            old_objects = self._old_replicaset(w, ns, name, labels, revision, created)
-            old_serving = int(w["previous"].get("replicas", 0))
-            objects.extend(old_objects)  # after the current pods: "first pod" is a new one
+        # Earlier revisions (`history:`): the Deployment controller keeps their ReplicaSets for
+        # rollbacks; one may still run pods (`replicas:`) when the new ones never became ready.
+        history = self._history(w, ns, name, labels, created) if kind == "Deployment" else []
+        old_serving = sum(int((rs["spec"] or {}).get("replicas") or 0)
+                          for rs in history if rs["kind"] == "ReplicaSet")
+        objects.extend(o for o in history if o["kind"] == "Pod")  # after the current pods
         objects.insert(0, self._controller(kind, name, ns, labels, template, replicas,
                                            ready_count, created, revision, w,
                                            len(pod_names), old_serving))
-        rs_created = started if w.get("previous") else created
+        rs_created = started if w.get("history") else created  # the rollout created it
         if kind == "Deployment":
             rs_meta = meta("ReplicaSet", owner_name, ns, rs_created, labels=pod_labels,
                            annotations={"deployment.kubernetes.io/revision": str(revision),
@@ -215,6 +199,7 @@ class Expander:
                            ownerReferences=[_owner("apps/v1", "Deployment", name, ns)])
             rs_template = copy.deepcopy(template)
             rs_template["metadata"]["labels"] = pod_labels
+            objects[1:1] = [o for o in history if o["kind"] == "ReplicaSet"]
             objects.insert(1, {
                 "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": rs_meta,
                 "spec": {"replicas": replicas, "selector": {"matchLabels": pod_labels},
@@ -234,58 +219,49 @@ class Expander:
             (o["kind"], ns, o["metadata"]["name"]) for o in objects]
         return objects
 
-    def _old_replicaset(self, w: dict[str, Any], ns: str, name: str, labels: dict[str, str],
-                        revision: int, created: datetime) -> list[dict[str, Any]]:
-        """The previous revision's ReplicaSet (and, with ``previous.replicas``, its pods still
-        serving: a rollout whose new pods never become ready leaves the old ones up)."""
-        from scenarios.model import deep_merge
-
-        previous = w["previous"]
-        keep = int(previous.get("replicas", 0))
-        overrides = {k: v for k, v in previous.items() if k not in ("replicas", "started")}
-        # `env: {NAME: null}` in previous: the variable did not exist before this revision.
-        dropped = {k for k, v in (overrides.get("env") or {}).items()} \
-            if isinstance(overrides.get("env"), dict) else set()
-        dropped = {k for k in dropped if overrides["env"][k] is None}
-        if dropped:
-            overrides["env"] = {k: v for k, v in overrides["env"].items() if k not in dropped}
-        old = deep_merge({k: v for k, v in w.items() if k not in ("previous", "pods")
-                          and k not in STATE_KEYS}, overrides)
-        if dropped:
-            old["env"] = [e for e in env_list(old.get("env")) if e["name"] not in dropped]
-        old_revision = max(1, revision - 1)
-        old_hash = stable_suffix(f"{ns}/{name}/{old_revision}", 10)
-        rs_name = f"{name}-{old_hash}"
-        containers = [_container(old, old.get("container", "server"))] + [
-            _container(c, c["name"]) for c in old.get("containers", [])]
-        spec: dict[str, Any] = {
-            "containers": containers, "restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
-            "serviceAccountName": "default", "terminationGracePeriodSeconds": 5,
-            "schedulerName": "default-scheduler", "securityContext": {},
-            **copy.deepcopy(old.get("podSpec", {})),
-        }
-        if old.get("initContainers"):
-            spec["initContainers"] = copy.deepcopy(old["initContainers"])
-        rs_labels = {**labels, "pod-template-hash": old_hash}
-        started = parse_time(previous.get("started", "-2d"), self.now) or self.now
-        pods = [self._pod(f"{rs_name}-{stable_suffix(f'{rs_name}/{i}', 5)}", ns, rs_labels,
-                          spec, [{} for _ in containers], started, w.get("node"),
-                          ("apps/v1", "ReplicaSet", rs_name),
-                          [c["name"] for c in old.get("initContainers", [])])
-                for i in range(keep)]
-        rs = {
-            "apiVersion": "apps/v1", "kind": "ReplicaSet",
-            "metadata": meta("ReplicaSet", rs_name, ns, created, labels=rs_labels,
-                             annotations={"deployment.kubernetes.io/revision": str(old_revision),
-                                          "deployment.kubernetes.io/desired-replicas":
-                                          str(w.get("replicas", 1))},
-                             ownerReferences=[_owner("apps/v1", "Deployment", name, ns)]),
-            "spec": {"replicas": keep, "selector": {"matchLabels": rs_labels},
-                     "template": {"metadata": {"labels": rs_labels}, "spec": spec}},
-            "status": {"replicas": keep, "fullyLabeledReplicas": keep, "readyReplicas": keep,
-                       "availableReplicas": keep, "observedGeneration": 2},
-        }
-        return [rs, *pods]
+    def _history(self, w: dict[str, Any], ns: str, name: str, labels: dict[str, str],
+                 created: datetime) -> list[dict[str, Any]]:
+        """Earlier revisions (`history:`): ReplicaSets scaled to 0, what `rollout undo` uses —
+        or, with `replicas:`, still running Ready pods of that revision (a rollout whose new
+        pods never became ready leaves the old ones serving). `env: {NAME: null}` in an entry:
+        the variable did not exist in that revision."""
+        objects: list[dict[str, Any]] = []
+        for old in w.get("history", []):
+            revision = old["revision"]
+            keep = int(old.get("replicas", 0))
+            changes = {k: v for k, v in old.items() if k not in ("revision", "replicas",
+                                                                  "started")}
+            env = changes.get("env")
+            dropped: set[str] = set()
+            if isinstance(env, dict):
+                dropped = {k for k, v in env.items() if v is None}
+            if dropped and isinstance(env, dict):
+                changes["env"] = {k: v for k, v in env.items() if k not in dropped}
+            body = deep_merge({k: v for k, v in w.items() if k != "history"}, changes)
+            if dropped:
+                body["env"] = [e for e in env_list(body.get("env")) if e["name"] not in dropped]
+            rs_hash = stable_suffix(f"{ns}/{name}/{revision}", 10)
+            rs_name = f"{name}-{rs_hash}"
+            rs_labels = {**labels, "pod-template-hash": rs_hash}
+            spec = _pod_spec(body)
+            started = parse_time(old.get("started", "-2d"), self.now) or self.now
+            pods = [self._pod(f"{rs_name}-{stable_suffix(f'{rs_name}/{i}', 5)}", ns, rs_labels,
+                              spec, [{} for _ in spec["containers"]], started, w.get("node"),
+                              ("apps/v1", "ReplicaSet", rs_name),
+                              [c["name"] for c in spec.get("initContainers", [])])
+                    for i in range(keep)]
+            objects.append({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": meta("ReplicaSet", rs_name, ns, created, labels=rs_labels,
+                                 annotations={"deployment.kubernetes.io/revision": str(revision)},
+                                 ownerReferences=[_owner("apps/v1", "Deployment", name, ns)]),
+                "spec": {"replicas": keep, "selector": {"matchLabels": rs_labels},
+                         "template": {"metadata": {"labels": rs_labels}, "spec": spec}},
+                "status": {"replicas": keep, "fullyLabeledReplicas": keep, "readyReplicas": keep,
+                           "availableReplicas": keep, "observedGeneration": 1},
+            })
+            objects.extend(pods)
+        return objects
 
     def _controller(self, kind: str, name: str, ns: str, labels: dict[str, str],
                     template: dict[str, Any], replicas: int, ready: int, created: datetime,
@@ -391,6 +367,21 @@ class Expander:
         }
 
 
+def _pod_spec(w: dict[str, Any]) -> dict[str, Any]:
+    main = _container(w, w.get("container", "server"))
+    containers = [main] + [_container(c, c["name"]) for c in w.get("containers", [])]
+    init = [copy.deepcopy(c) for c in w.get("initContainers", [])]
+    pod_spec: dict[str, Any] = {
+        "containers": containers, "restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+        "serviceAccountName": "default", "terminationGracePeriodSeconds": 5,
+        "schedulerName": "default-scheduler", "securityContext": {},
+    }
+    if init:
+        pod_spec["initContainers"] = init
+    pod_spec.update(copy.deepcopy(w.get("podSpec", {})))
+    return pod_spec
+
+
 def _failure(message: str, when: datetime) -> dict[str, Any]:
     """The ReplicaFailure condition the ReplicaSet controller sets (and the Deployment
     controller copies) when pod creation is refused."""
@@ -415,7 +406,8 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 def endpoints_for(service: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
     """Endpoints as the endpoints controller computes them from the service's selector."""
     ns, name = service["metadata"]["namespace"], service["metadata"]["name"]
-    ready, unready = [], []
+    ready: list[dict[str, Any]] = []
+    unready: list[dict[str, Any]] = []
     for pod in pods:
         if pod["metadata"].get("namespace") != ns or not pod["status"].get("podIP"):
             continue

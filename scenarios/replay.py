@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from scenarios.model import Scenario, load_scenario
+from scenarios.load import load_scenario
+from scenarios.model import Scenario
 from scenarios.replay_handlers import dispatch, fail
 from scenarios.replay_state import Deletion, ReplayState
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,8 @@ class Faults:
     error_status: answer API requests with this HTTP status (e.g. 500) as a Status body;
     error_paths: only requests whose path contains one of these substrings (empty: all);
     delay: seconds to wait before answering; forbidden_namespaces: 403 in these;
-    drop_connections: close the socket without answering (the client sees a reset).
+    drop_connections: close the socket without answering (the client sees a reset);
+    deny_writes: a validating admission webhook denies every PATCH (dry runs too) with this.
     To refuse connections outright use ``await server.refuse_connections()``."""
 
     error_status: int | None = None
@@ -44,10 +49,12 @@ class Faults:
     delay: float = 0.0
     forbidden_namespaces: set[str] = field(default_factory=set)
     drop_connections: bool = False
+    deny_writes: str | None = None
 
     def clear(self) -> None:
         self.error_status, self.error_paths, self.delay = None, [], 0.0
         self.forbidden_namespaces, self.drop_connections = set(), False
+        self.deny_writes = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,7 @@ class ReplayServer:
         return target
 
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.requests.append(RequestRecord(request.method, request.path, request.query_string,
                                            request.headers.get("User-Agent", "")))
         faults = self.faults

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import weakref
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -22,12 +22,27 @@ from scenarios.replay_discovery import (
     to_events_v1,
 )
 from scenarios.replay_logs import LogError, choose_text, cut, pick_container
+from scenarios.replay_patch import SCALABLE, handle_patch, scale_of
 from scenarios.replay_selectors import SelectorError, field_selector, label_selector
+from scenarios.replay_state import ReplayState
 from scenarios.replay_table import table, wants_table
 from scenarios.times import parse_timestamp
 
-if TYPE_CHECKING:
-    from scenarios.replay import ReplayServer
+
+class ReplayServer(Protocol):
+    """What the handlers read of the server (scenarios/replay.py): its state, the forbidden
+    namespaces among its fault switches, its address and the user it answers as."""
+
+    state: ReplayState
+    port: int
+    user: str
+
+    @property
+    def faults(self) -> _Forbidding: ...
+
+
+class _Forbidding(Protocol):
+    forbidden_namespaces: set[str]
 
 
 def reply(body: dict[str, Any], code: int = 200) -> web.Response:
@@ -63,10 +78,14 @@ async def dispatch(server: ReplayServer, request: web.Request) -> web.Response:
         return fail(404, "the server could not find the requested resource")
     name = rest[1] if len(rest) > 1 else None
     sub = rest[2] if len(rest) > 2 else None
-    if len(rest) > 3 or (sub and (res.kind, sub) != ("Pod", "log")):
+    if len(rest) > 3 or (sub and (res.kind, sub) != ("Pod", "log") and not (
+            sub == "scale" and res.kind in SCALABLE)):
         return fail(404, "the server could not find the requested resource")
-    verb = {"GET": "list" if name is None else "get", "DELETE": "delete"}.get(request.method)
-    if verb is None or (verb == "delete" and "delete" not in res.verbs):
+    server.state.rollouts.tick()  # controllers catch up before anyone looks
+    verb = {"GET": "list" if name is None else "get", "DELETE": "delete",
+            "PATCH": "patch"}.get(request.method)
+    if verb is None or (verb in ("delete", "patch") and verb not in res.verbs) or (
+            verb == "patch" and name is None):
         return fail(405, "the server does not allow this method on the requested resource",
                     name=name, kind=res.plural, group=res.group)
     if namespace in server.faults.forbidden_namespaces or (
@@ -75,7 +94,13 @@ async def dispatch(server: ReplayServer, request: web.Request) -> web.Response:
     if sub == "log":
         return _logs(server, request, namespace or "", name or "")
     if verb == "delete":
-        return _delete(server, request, res, namespace or "", name or "")
+        return await _delete(server, request, res, namespace or "", name or "")
+    if verb == "patch":
+        return await handle_patch(server, request, res, namespace or "", name or "", sub)
+    if sub == "scale":
+        obj = server.state.find(res.kind, namespace, name or "")
+        return reply(scale_of(obj)) if obj else fail(404, f'{res.plural}.{res.group} "{name}" '
+                                                      "not found", name=name, kind=res.plural)
     if name is not None:
         return _get(server, request, res, namespace, name)
     return _list(server, request, res, namespace)
@@ -220,10 +245,22 @@ def _logs(server: ReplayServer, request: web.Request, namespace: str,
     return web.Response(status=200, text=body, content_type="text/plain")
 
 
-def _delete(server: ReplayServer, request: web.Request, res: Resource, namespace: str,
-            name: str) -> web.Response:
+async def _delete(server: ReplayServer, request: web.Request, res: Resource, namespace: str,
+                  name: str) -> web.Response:
     pod = server.state.find(res.kind, namespace, name)
     if pod is None:
         return fail(404, f'pods "{name}" not found', name=name, kind="pods")
+    # DeleteOptions.preconditions, as apiserver's generic registry store checks them
+    # (staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go, Delete →
+    # preconditions.Check): a mismatch is 409 Conflict and nothing is deleted.
+    body = await request.read()
+    options = json.loads(body) if body.strip() else {}
+    pre = (options.get("preconditions") or {}) if isinstance(options, dict) else {}
+    meta = pod["metadata"]
+    for key, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+        if pre.get(key) and pre[key] != meta.get(key):
+            return fail(409, f'Operation cannot be fulfilled on pods "{name}": Precondition '
+                        f"failed: {label} in precondition: {pre[key]}, {label} in object meta: "
+                        f"{meta.get(key)}", name=name, kind="pods")
     gone = server.state.delete_pod(namespace, name, request.headers.get("User-Agent", ""))
     return reply(gone)

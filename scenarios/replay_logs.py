@@ -21,7 +21,7 @@ class LogError(Exception):
 def pick_container(pod: dict[str, Any], container: str | None) -> str:
     name = pod["metadata"]["name"]
     spec = pod.get("spec", {})
-    names = [c["name"] for c in spec.get("containers", [])]
+    names: list[str] = [c["name"] for c in spec.get("containers", [])]
     inits = [c["name"] for c in spec.get("initContainers", [])]
     if not container:
         if len(names) == 1:
@@ -54,7 +54,8 @@ def choose_text(pod: dict[str, Any], container: str, entry: ContainerLogs | None
         if not is_init:
             raise LogError(f'container "{container}" in pod "{name}" is waiting to start: '
                            "ContainerCreating")
-    if waiting and waiting.get("reason") in NOT_STARTED and not status.get("restartCount"):
+    if waiting and waiting.get("reason") in NOT_STARTED and not (status or {}).get(
+            "restartCount"):
         reason = waiting["reason"]
         if reason in ("ImagePullBackOff", "ErrImagePull"):
             reason = "trying and failing to pull image"

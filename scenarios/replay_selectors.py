@@ -19,7 +19,9 @@ class SelectorError(ValueError):
 
 def _split(selector: str) -> list[str]:
     """Split on commas outside parentheses: `a in (x,y),b` -> [`a in (x,y)`, `b`]."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in selector:
         if char == "(":
             depth += 1
@@ -44,24 +46,33 @@ def label_selector(selector: str) -> Callable[[dict[str, str]], bool]:
             if not values:
                 raise SelectorError(f"unable to parse requirement: for 'in', 'notin' "
                                     f"operators, values set can't be empty: {term.strip()!r}")
-            if op == "in":
-                tests.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
-            else:
-                tests.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
+            tests.append(_in_set(key, values, negate=op != "in"))
         elif match := _EQ.match(term):
             key, op, value = match.group(1), match.group(3), match.group(4)
-            if op == "!=":
-                tests.append(lambda labels, k=key, v=value: labels.get(k) != v)
-            else:
-                tests.append(lambda labels, k=key, v=value: k in labels and labels[k] == v)
+            tests.append(_equals(key, value, negate=op == "!="))
         elif match := _EXISTS.match(term):
             negate, key = match.group(1) == "!", match.group(2)
-            tests.append(lambda labels, k=key, n=negate: (k in labels) != n)
+            tests.append(_exists(key, negate))
         else:
             raise SelectorError(f"unable to parse requirement: found '{term.strip()}', "
                                 "expected: key, key=value, key!=value, key in (...), "
                                 "key notin (...), !key")
     return lambda labels: all(test(labels) for test in tests)
+
+
+# One closure per requirement (a function each, so every closure keeps its own key and value).
+def _in_set(key: str, values: set[str], negate: bool) -> Callable[[dict[str, str]], bool]:
+    return lambda labels: (labels.get(key) in values) != negate
+
+
+def _equals(key: str, value: str, negate: bool) -> Callable[[dict[str, str]], bool]:
+    if negate:
+        return lambda labels: labels.get(key) != value
+    return lambda labels: key in labels and labels[key] == value
+
+
+def _exists(key: str, negate: bool) -> Callable[[dict[str, str]], bool]:
+    return lambda labels: (key in labels) != negate
 
 
 def _lookup(obj: dict[str, Any], path: str) -> str | None:
@@ -104,8 +115,9 @@ def field_selector(selector: str, kind: str) -> Predicate:
         if path not in allowed:
             raise SelectorError(f'field label not supported: {path}')
         lookup_path = "source.component" if (kind, path) == ("Event", "source") else path
-        if op == "!=":
-            tests.append(lambda o, p=lookup_path, v=value: (_lookup(o, p) or "") != v)
-        else:
-            tests.append(lambda o, p=lookup_path, v=value: (_lookup(o, p) or "") == v)
+        tests.append(_field_equals(lookup_path, value, negate=op == "!="))
     return lambda obj: all(test(obj) for test in tests)
+
+
+def _field_equals(path: str, value: str, negate: bool) -> Predicate:
+    return lambda obj: ((_lookup(obj, path) or "") == value) != negate

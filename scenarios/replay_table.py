@@ -40,10 +40,10 @@ def pod_status(pod: dict[str, Any]) -> str:
     for cs in status.get("containerStatuses", []):
         state = cs.get("state", {})
         if state.get("waiting", {}).get("reason"):
-            return state["waiting"]["reason"]
+            return str(state["waiting"]["reason"])
         if state.get("terminated", {}).get("reason"):
             reason = state["terminated"]["reason"]
-    return reason
+    return str(reason)
 
 
 def _pod(pod: dict[str, Any]) -> list[Any]:
@@ -82,8 +82,8 @@ def _event(e: dict[str, Any]) -> list[Any]:
 
 
 def _node(n: dict[str, Any]) -> list[Any]:
-    ready = next((c for c in n.get("status", {}).get("conditions", []) if c["type"] == "Ready"),
-                 {})
+    conditions = n.get("status", {}).get("conditions", [])
+    ready: dict[str, Any] = next((c for c in conditions if c["type"] == "Ready"), {})
     return [n["metadata"]["name"], "Ready" if ready.get("status") == "True" else "NotReady",
             "<none>", _created(n), n.get("status", {}).get("nodeInfo", {}).get("kubeletVersion")]
 

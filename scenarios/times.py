@@ -30,11 +30,12 @@ def parse_timestamp(text: str) -> datetime | None:
     text = text.strip()
     if not TIMESTAMP.fullmatch(text):
         return None
-    base, _, fraction = text[:-1].partition(".")
-    moment = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    if fraction:
-        moment += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
-    return moment
+    # The pattern fixed every field's place; datetime() still rejects month 13 and the like.
+    # (Sliced by hand: strptime costs ten times as much, and replays shift ~10^5 of these.)
+    fraction = text[20:-1]
+    return datetime(int(text[:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]),
+                    int(text[14:16]), int(text[17:19]),
+                    int(fraction[:6].ljust(6, "0")) if fraction else 0, tzinfo=UTC)
 
 
 def parse_time(value: object, now: datetime) -> datetime | None:
@@ -56,7 +57,8 @@ def parse_time(value: object, now: datetime) -> datetime | None:
 
 def fmt(moment: datetime) -> str:
     """Kubernetes object time: seconds precision."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    m = moment.astimezone(UTC)
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
 
 
 def fmt_nano(moment: datetime) -> str:
@@ -75,8 +77,8 @@ def shift_timestamps(text: str, offset: timedelta) -> str:
         moved = moment + offset
         if "." not in original:
             return fmt(moved)
-        digits = len(original.split(".")[1]) - 1
-        fraction = moved.strftime("%f") + "000"
-        return moved.strftime("%Y-%m-%dT%H:%M:%S.") + fraction[:digits] + "Z"
+        digits = len(original) - 21  # after "YYYY-MM-DDTHH:MM:SS." and before "Z"
+        fraction = f"{moved.microsecond:06d}000"
+        return f"{fmt(moved)[:-1]}.{fraction[:digits]}Z"
 
     return TIMESTAMP.sub(move, text)

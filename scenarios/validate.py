@@ -14,13 +14,19 @@ from budo.errors import ScenarioError
 from scenarios.times import parse_duration, parse_time, parse_timestamp
 
 TOOLS = ("list_namespaces", "get_pods", "get_events", "describe", "recent_changes", "logs",
-         "delete_pod")
+         "delete_pod", "rollout_restart", "rollout_undo", "scale", "set_env")
 STATES = ("running", "crashloop", "waiting", "terminated", "pending")
 
 TOP_KEYS = {
     "name", "title", "extends", "namespace", "now", "question", "description", "namespaces",
-    "nodes", "workloads", "objects", "remove", "events", "logs", "expect", "script",
+    "nodes", "workloads", "objects", "remove", "events", "logs", "expect", "script", "remedies",
 }
+REMEDY_KEYS = {"workload", "namespace", "env", "image", "symptoms"}
+# An earlier revision: the container keys that differed (env NAME: null = not set then), and
+# `replicas`/`started` when that revision's pods still run (a rollout stuck on its new pods).
+HISTORY_KEYS = {"revision", "image", "env", "command", "args", "resources", "readinessProbe",
+                "livenessProbe", "startupProbe", "ports", "volumeMounts", "imagePullPolicy",
+                "podSpec", "replicas", "started"}
 STATE_KEYS = {
     "state", "reason", "message", "exitCode", "restarts", "ready", "lastState", "phase",
 }
@@ -31,12 +37,8 @@ CONTAINER_KEYS = {
 WORKLOAD_KEYS = (CONTAINER_KEYS - {"name"}) | {
     "name", "namespace", "kind", "replicas", "revision", "labels", "created", "started", "node",
     "container", "initContainers", "containers", "pods", "podSpec", "annotations", "service",
-    "previous", "conditions", "failedCreate",
+    "history", "conditions", "failedCreate",
 }
-# `previous:` the revision before this one: container keys that differed, merged onto the
-# current workload (env by variable name), from which the old ReplicaSet is generated.
-PREVIOUS_KEYS = (CONTAINER_KEYS - STATE_KEYS - {"name"}) | {"podSpec", "containers", "replicas",
-                                                           "started"}
 SERVICE_KEYS = {"name", "type", "port", "targetPort", "selector", "ports", "clusterIP"}
 NODE_KEYS = {"name", "cpu", "memory", "pods", "labels", "ready", "conditions", "taints", "created"}
 EVENT_KEYS = {
@@ -81,7 +83,7 @@ class Checker:
         self.text(value, path)
         if not NAME.match(value) or len(value) > 253:
             raise self.fail(path, f"{value!r} is not a valid Kubernetes name (lowercase a-z0-9-.)")
-        return value
+        return str(value)
 
     def integer(self, value: Any, path: str, minimum: int = 0) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -109,7 +111,7 @@ class Checker:
             re.compile(value)
         except re.error as exc:
             raise self.fail(path, f"invalid regex: {exc}") from exc
-        return value
+        return str(value)
 
 
 def _kind(value: Any) -> str:
@@ -177,6 +179,32 @@ def check_document(c: Checker, doc: Any, stem: str, is_base: bool, extends: bool
                 c.regex(pattern, f"expect.{key}[{i}]")
     if "script" in doc:
         _check_script(c, doc["script"])
+    for i, remedy in enumerate(c.seq(doc.get("remedies", []), "remedies")):
+        check_remedy(c, remedy, f"remedies[{i}]")
+
+
+def check_remedy(c: Checker, remedy: Any, path: str) -> None:
+    """A fixed template (env values and/or an image) and the live symptoms it stops."""
+    c.mapping(remedy, path, REMEDY_KEYS)
+    c.name(remedy.get("workload"), f"{path}.workload")
+    if "namespace" in remedy:
+        c.name(remedy["namespace"], f"{path}.namespace")
+    if "env" not in remedy and "image" not in remedy:
+        raise c.fail(path, "needs env and/or image: what the fixed template has")
+    if "env" in remedy:
+        c.mapping(remedy["env"], f"{path}.env")
+        check_env(c, remedy["env"], f"{path}.env")
+    if "image" in remedy:
+        c.text(remedy["image"], f"{path}.image")
+    for key, gen in c.mapping(remedy.get("symptoms", {}), f"{path}.symptoms").items():
+        where = f"{path}.symptoms.{key}"
+        if not isinstance(key, str) or len(key.split("/")) not in (2, 3):
+            raise c.fail(where, "expected namespace/pod-or-workload[/container]")
+        c.mapping(gen, where, {"every", "lines"})
+        c.duration(gen.get("every", "5s"), f"{where}.every")
+        lines = c.seq(gen.get("lines"), f"{where}.lines")
+        if not lines or not all(isinstance(line, str) for line in lines):
+            raise c.fail(f"{where}.lines", "expected a non-empty list of strings")
 
 
 def _check_node(c: Checker, node: Any, path: str) -> None:
@@ -225,18 +253,17 @@ def check_workload(c: Checker, w: Any, path: str, partial: bool = False) -> None
     for key in ("podSpec", "annotations", "conditions"):
         if key in w:
             c.mapping(w[key], f"{path}.{key}")
-    if "previous" in w:
-        previous = c.mapping(w["previous"], f"{path}.previous", PREVIOUS_KEYS)
-        _check_container_body(c, {k: v for k, v in previous.items() if k != "env"},
-                              f"{path}.previous")
-        if "env" in previous:
-            check_env(c, previous["env"], f"{path}.previous.env", removable=True)
-        if w.get("kind", "Deployment") != "Deployment":
-            raise c.fail(f"{path}.previous", "only a Deployment keeps old ReplicaSets here")
-        if "replicas" in previous:
-            c.integer(previous["replicas"], f"{path}.previous.replicas", minimum=0)
-        if "started" in previous:
-            c.time(previous["started"], f"{path}.previous.started")
+    for i, old in enumerate(c.seq(w.get("history", []), f"{path}.history")):
+        where = f"{path}.history[{i}]"
+        c.mapping(old, where, HISTORY_KEYS)
+        c.integer(old.get("revision"), f"{where}.revision", 1)
+        _check_container_body(c, {k: v for k, v in old.items() if k != "env"}, where)
+        if "env" in old:
+            check_env(c, old["env"], f"{where}.env", removable=True)
+        if "replicas" in old:
+            c.integer(old["replicas"], f"{where}.replicas", minimum=0)
+        if "started" in old:
+            c.time(old["started"], f"{where}.started")
     if "failedCreate" in w:
         c.text(w["failedCreate"], f"{path}.failedCreate")
     if "service" in w and not isinstance(w["service"], bool):
@@ -270,7 +297,7 @@ def _check_container_body(c: Checker, body: dict[str, Any], path: str) -> None:
 
 
 def check_env(c: Checker, env: Any, path: str, removable: bool = False) -> None:
-    """``removable``: in ``previous``, NAME: null says the variable did not exist then."""
+    """``removable``: in a ``history`` entry, NAME: null says the variable did not exist then."""
     if isinstance(env, dict):
         for key, value in env.items():
             if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]*$", key):

@@ -1,24 +1,51 @@
-"""What every part of the store shares: the connection, one lock, and transactions whose
-sqlite errors come out as StoreError."""
+"""What every part of the store shares: the connection, one lock, one write path, and reads
+whose sqlite errors come out as StoreError.
+
+Writes are datasette style: a plain function over the sqlite3 connection runs inside one
+``BEGIN IMMEDIATE … COMMIT`` in a single hop to the connection's thread (not one hop per
+statement), and the integrity errors it cares about it translates itself, right where SQLite
+raises them, into typed errors (budo/errors.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from budo.errors import StoreError
-from storage.db import describe_sqlite_error, rollback_quietly
+from storage.db import describe_sqlite_error
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
 
 
 def new_id(prefix: str) -> str:
     """Short, human-friendly, hard to guess: r-7f3a2c, a-1b2c3d."""
     return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def constraint(exc: sqlite3.IntegrityError) -> str:
+    """The columns a UNIQUE constraint names ("runs.channel, runs.thread_ts"), else ''.
+    SQLite reports which constraint failed only in the message text: this is the one place
+    that reads it."""
+    prefix = "UNIQUE constraint failed: "
+    text = str(exc)
+    return text[len(prefix):] if text.startswith(prefix) else ""
+
+
+def one(db: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> Row | None:
+    row = db.execute(sql, tuple(params)).fetchone()
+    return tuple(row) if row is not None else None
+
+
+def all_rows(db: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+    return [tuple(r) for r in db.execute(sql, tuple(params)).fetchall()]
 
 
 class StoreBase:
@@ -34,31 +61,32 @@ class StoreBase:
         """The raw connection, for tests and benchmarks that need a PRAGMA."""
         return self._conn
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One IMMEDIATE transaction: committed when the block ends, rolled back (nothing
-        written) on any error. sqlite errors become StoreError."""
-        async with self._lock:
+    async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work(db)`` inside one IMMEDIATE transaction, in one hop to the connection's
+        thread: committed when it returns, rolled back (nothing written) when it raises.
+        BudoErrors it raises pass through; other sqlite errors become StoreError."""
+
+        def run() -> T:
+            db = self._conn._conn  # aiosqlite's sqlite3 connection, used in its own thread
+            db.execute("BEGIN IMMEDIATE")
             try:
-                await self._conn.execute("BEGIN IMMEDIATE")
-                yield self._conn
-                await self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                await rollback_quietly(self._conn)
-                raise StoreError(describe_sqlite_error(exc, self.path)) from exc
+                result = work(db)
+                db.execute("COMMIT")
+                return result
             except BaseException:
-                await rollback_quietly(self._conn)
+                if db.in_transaction:
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the original error is the one worth reporting
                 raise
 
-    @asynccontextmanager
-    async def _autocommit(self) -> AsyncIterator[aiosqlite.Connection]:
-        """For a single statement, atomic on its own: no BEGIN/COMMIT round trips. Still
-        under the lock, so it never lands inside another task's open transaction."""
         async with self._lock:
             try:
-                yield self._conn
+                # aiosqlite's own hop to its thread (what its execute() uses), for a function.
+                result: T = await self._conn._execute(run)  # type: ignore[no-untyped-call]
+                return result
             except sqlite3.Error as exc:
-                await rollback_quietly(self._conn)
                 raise StoreError(describe_sqlite_error(exc, self.path)) from exc
 
     @asynccontextmanager
@@ -71,11 +99,11 @@ class StoreBase:
 
     async def _one(
         self, db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()
-    ) -> tuple[Any, ...] | None:
-        rows = await db.execute_fetchall(sql, tuple(params))
+    ) -> Row | None:
+        rows = list(await db.execute_fetchall(sql, tuple(params)))
         return tuple(rows[0]) if rows else None
 
     async def _all(
         self, db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[Row]:
         return [tuple(r) for r in await db.execute_fetchall(sql, tuple(params))]

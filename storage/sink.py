@@ -1,16 +1,27 @@
-"""AuditSink: the agent loop's events, committed to the store before the loop moves on."""
+"""AuditSink: the agent loop's events, committed to the store before the loop moves on.
+
+It is also the one place that decides a run's final status: each terminal event the loop
+emits maps to one status, written with the event in one transaction. (Restart recovery, in
+the store, ends the runs whose process died before any terminal event.)
+"""
 
 from __future__ import annotations
 
-from agent.events import Event, RunCancelledEvent, RunFailed, VerdictReached
-from storage.records import StoredEvent
+from agent import Event, RunCancelled, RunFailed, RunInterrupted, VerdictReached
+from storage.records import RunStatus, StoredEvent
 from storage.store import Store
+
+FINAL_STATUS: dict[type[Event], RunStatus] = {
+    VerdictReached: "succeeded",
+    RunFailed: "failed",
+    RunCancelled: "cancelled",
+    RunInterrupted: "interrupted",
+}
 
 
 class AuditSink:
-    """Implements ``agent.protocols.EventSink``. A terminal event (verdict, failed,
-    cancelled) also ends the run — status, turns, tokens, verdict — in the same transaction.
-    ``actor`` overrides the per-event default (requester / approver / "agent")."""
+    """Implements ``agent.protocols.EventSink``. ``actor`` overrides the per-event default
+    (requester / approver / "agent")."""
 
     def __init__(self, store: Store, actor: str | None = None) -> None:
         self.store = store
@@ -18,11 +29,12 @@ class AuditSink:
         self.last: StoredEvent | None = None
 
     async def emit(self, event: Event) -> None:
-        finish = None
-        if isinstance(event, VerdictReached):
-            finish = ("succeeded", event.turns, event.tokens, event.verdict)
-        elif isinstance(event, RunFailed):
-            finish = ("failed", event.turns, event.tokens, None)
-        elif isinstance(event, RunCancelledEvent):
-            finish = ("cancelled", event.turns, event.tokens, None)
-        self.last = await self.store.append(event, self.actor, finish=finish)
+        status = FINAL_STATUS.get(type(event))
+        if status is None:
+            self.last = await self.store.append(event, self.actor)
+            return
+        assert isinstance(event, VerdictReached | RunFailed | RunCancelled | RunInterrupted)
+        self.last = await self.store.append_final(
+            event, status, turns=event.turns, tokens=event.tokens,
+            verdict=event.verdict if isinstance(event, VerdictReached) else None,
+            actor=self.actor)

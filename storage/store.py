@@ -12,12 +12,12 @@ import time
 from types import TracebackType
 from typing import Any
 
-from agent.events import Event, RunStarted
+from agent import ApprovalDecided, Event, RunInterrupted, RunStarted
 from budo.errors import RunAlreadyActive, RunNotFound, StoreError
-from storage import db as dbmod
 from storage.approvals import ApprovalStore
-from storage.base import new_id
+from storage.base import all_rows, constraint, new_id, one
 from storage.chain import GENESIS, ChainRow, VerifyResult, canonical_json, verify_chain
+from storage.db import connect, describe_sqlite_error
 from storage.records import (
     EVENT_COLUMNS,
     RUN_COLUMNS,
@@ -45,7 +45,7 @@ class Store(ApprovalStore):
         ``interrupted`` and pending approvals ``expired``, each with an audit event; their
         run ids land in ``store.recovered``. Read-only tools (the CLI) pass ``recover=False``
         so they never interrupt a live bot's runs."""
-        conn = await dbmod.connect(path, synchronous=synchronous)
+        conn = await connect(path, synchronous=synchronous)
         store = cls(conn, path)
         store.recovered = []
         if recover:
@@ -60,7 +60,7 @@ class Store(ApprovalStore):
         try:
             await self._conn.close()
         except sqlite3.Error as exc:
-            raise StoreError(dbmod.describe_sqlite_error(exc, self.path)) from exc
+            raise StoreError(describe_sqlite_error(exc, self.path)) from exc
 
     async def __aenter__(self) -> Store:
         return self
@@ -82,69 +82,51 @@ class Store(ApprovalStore):
         running run — the partial unique index decides, even across processes."""
         if source not in ("slack", "terminal"):
             raise StoreError(f"run source must be slack or terminal, got {source!r}")
-        for _ in range(5):
-            run_id = new_id("r")
-            try:
-                async with self._write() as db:
-                    await db.execute(
+
+        def insert(db: sqlite3.Connection) -> RunRecord:
+            for _ in range(5):
+                run_id = new_id("r")
+                try:
+                    db.execute(
                         f"INSERT INTO runs ({RUN_COLUMNS}) VALUES "
                         "(?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, NULL, 0, 0, NULL, 0, ?)",
                         (run_id, source, channel, thread_ts, requester, question, namespace,
                          model, time.time(), GENESIS),
                     )
-            except StoreError as exc:
-                await self._raise_if_thread_busy(exc, channel, thread_ts)
-                if "runs.id" in str(exc.__cause__):
-                    continue  # 1 in 16M: pick another id
-                raise
-            return await self.get_run(run_id)
-        raise StoreError("could not allocate a run id; try again")
+                except sqlite3.IntegrityError as exc:
+                    if constraint(exc) == "runs.id":
+                        continue  # 1 in 16M: pick another id
+                    raise _thread_busy(db, exc, channel, thread_ts) from exc
+                return _run(db, run_id)
+            raise StoreError("could not allocate a run id; try again")
+
+        return await self._transaction(insert)
 
     async def set_thread(self, run_id: str, channel: str, thread_ts: str) -> None:
         """Attach the Slack thread once the root message is posted (same uniqueness rule)."""
-        try:
-            async with self._write() as db:
-                cursor = await db.execute(
-                    "UPDATE runs SET channel = ?, thread_ts = ? WHERE id = ?",
-                    (channel, thread_ts, run_id),
-                )
-                if cursor.rowcount == 0:
-                    raise RunNotFound(run_id)
-        except StoreError as exc:
-            await self._raise_if_thread_busy(exc, channel, thread_ts)
-            raise
 
-    async def _raise_if_thread_busy(
-        self, exc: StoreError, channel: str | None, thread_ts: str | None
-    ) -> None:
-        cause = exc.__cause__
-        if isinstance(cause, sqlite3.IntegrityError) and "runs.channel" in str(cause):
-            running = await self.running_run(channel or "", thread_ts or "")
-            raise RunAlreadyActive(running.id if running else "unknown") from cause
+        def update(db: sqlite3.Connection) -> None:
+            try:
+                cursor = db.execute("UPDATE runs SET channel = ?, thread_ts = ? WHERE id = ?",
+                                    (channel, thread_ts, run_id))
+            except sqlite3.IntegrityError as exc:
+                raise _thread_busy(db, exc, channel, thread_ts) from exc
+            if cursor.rowcount == 0:
+                raise RunNotFound(run_id)
+
+        await self._transaction(update)
 
     async def finish_run(
         self, run_id: str, status: str, *, turns: int, tokens: int,
         verdict: dict[str, Any] | None = None,
     ) -> RunRecord:
-        if status not in FINAL_STATUSES:
-            raise StoreError(f"finish_run needs a final status {sorted(FINAL_STATUSES)}, "
-                             f"got {status!r}")
-        async with self._write() as db:
-            await self._finish(db, run_id, status, turns, tokens, verdict)
-        return await self.get_run(run_id)
+        _check_final(status)
 
-    async def _finish(
-        self, db: Any, run_id: str, status: str, turns: int, tokens: int,
-        verdict: dict[str, Any] | None, ended_at: float | None = None,
-    ) -> None:
-        cursor = await db.execute(
-            "UPDATE runs SET status = ?, ended_at = ?, turns = ?, tokens = ?, verdict = ? "
-            "WHERE id = ?",
-            (status, time.time() if ended_at is None else ended_at, turns, tokens,
-             canonical_json(verdict) if verdict is not None else None, run_id),
-        )
-        if cursor.rowcount == 0:
-            raise RunNotFound(run_id)
+        def finish(db: sqlite3.Connection) -> RunRecord:
+            _finish(db, run_id, status, turns, tokens, verdict, time.time())
+            return _run(db, run_id)
+
+        return await self._transaction(finish)
 
     async def get_run(self, run_id: str) -> RunRecord:
         async with self._read() as db:
@@ -185,56 +167,37 @@ class Store(ApprovalStore):
 
     # --- events -----------------------------------------------------------------------------
 
-    async def append(
-        self, event: Event, actor: str | None = None, *,
-        finish: tuple[str, int, int, dict[str, Any] | None] | None = None,
+    async def append(self, event: Event, actor: str | None = None) -> StoredEvent:
+        """Append an agent event to its run's chain; committed before this returns."""
+        who = default_actor(event) if actor is None else actor
+        payload = event.payload()
+        return await self._transaction(
+            lambda db: _append(db, event.run_id, event.at, event.kind, who, payload))
+
+    async def append_final(
+        self, event: Event, status: str, *, turns: int, tokens: int,
+        verdict: dict[str, Any] | None = None, actor: str | None = None,
     ) -> StoredEvent:
-        """Append an agent event to its run's chain; committed before this returns.
-        ``finish=(status, turns, tokens, verdict)`` ends the run in the same transaction
-        (the AuditSink uses it for terminal events, so a crash cannot split the two)."""
-        if actor is None:
-            actor = default_actor(event)
-        if finish is None:
-            async with self._autocommit() as db:
-                return await self._append(db, event.run_id, event.at, event.kind, actor,
-                                          event.payload())
-        async with self._write() as db:
-            stored = await self._append(db, event.run_id, event.at, event.kind, actor,
-                                        event.payload())
-            status, turns, tokens, verdict = finish
-            # The run ended when its terminal event happened.
-            await self._finish(db, event.run_id, status, turns, tokens, verdict,
-                               ended_at=event.at)
-        return stored
+        """Append a run's terminal event and end the run (``status``, turns, tokens, verdict)
+        in the same transaction, so a crash cannot split the two. The run ended when its
+        terminal event happened."""
+        _check_final(status)
+        who = default_actor(event) if actor is None else actor
+        payload = event.payload()
+
+        def end(db: sqlite3.Connection) -> StoredEvent:
+            stored = _append(db, event.run_id, event.at, event.kind, who, payload)
+            _finish(db, event.run_id, status, turns, tokens, verdict, event.at)
+            return stored
+
+        return await self._transaction(end)
 
     async def record(
         self, run_id: str, kind: str, payload: dict[str, Any], actor: str | None = None
     ) -> StoredEvent:
-        """A non-agent audit event: approval_refused, interrupted, expired, follow_up, ..."""
-        async with self._autocommit() as db:
-            return await self._append(db, run_id, time.time(), kind, actor, payload)
-
-    async def _append(
-        self, db: Any, run_id: str, at: float, kind: str, actor: str | None,
-        payload: dict[str, Any],
-    ) -> StoredEvent:
-        # One statement: next seq and prev_hash come from the run's head, the hash from
-        # budo_event_hash (storage.chain), and a trigger advances the head. Atomic alone
-        # (autocommit) or inside a caller's transaction.
-        payload_text = canonical_json(payload)
-        rows = await db.execute_fetchall(
-            "INSERT INTO events (run_id, seq, at, kind, actor, payload, prev_hash, hash) "
-            "SELECT id, event_count + 1, :at, :kind, :actor, :payload, head_hash, "
-            "budo_event_hash(id, event_count + 1, :at, :kind, :actor, :payload, head_hash) "
-            "FROM runs WHERE id = :run_id RETURNING seq, prev_hash, hash",
-            {"run_id": run_id, "at": at, "kind": kind, "actor": actor,
-             "payload": payload_text},
-        )
-        if not rows:
-            raise RunNotFound(run_id)
-        seq, prev_hash, digest = rows[0]
-        return StoredEvent(run_id, seq, at, kind, actor, json.loads(payload_text), prev_hash,
-                           digest)
+        """A non-agent audit event: approval_refused, cancel_requested, follow_up, ..."""
+        at = time.time()
+        return await self._transaction(lambda db: _append(db, run_id, at, kind, actor, payload))
 
     async def events(self, run_id: str) -> list[StoredEvent]:
         await self.get_run(run_id)  # RunNotFound for unknown ids
@@ -259,37 +222,88 @@ class Store(ApprovalStore):
     # --- restart recovery -------------------------------------------------------------------
 
     async def _recover(self) -> list[str]:
-        async with self._write() as db:
+        def recover(db: sqlite3.Connection) -> list[str]:
             now = time.time()
-            pending = await self._all(
-                db, "SELECT id, run_id, tool FROM approvals WHERE status = 'pending' "
-                "ORDER BY requested_at",
-            )
+            pending = all_rows(db, "SELECT id, run_id, tool FROM approvals "
+                               "WHERE status = 'pending' ORDER BY requested_at")
             for approval_id, run_id, tool in pending:
-                await db.execute(
-                    "UPDATE approvals SET status = 'expired', decided_at = ? WHERE id = ?",
-                    (now, approval_id),
-                )
-                await self._append(db, run_id, now, "expired", "budo",
-                                   {"approval_id": approval_id, "tool": tool,
-                                    "reason": RESTART_REASON})
-            running = [r[0] for r in await self._all(
+                db.execute("UPDATE approvals SET status = 'expired', decided_at = ? "
+                           "WHERE id = ?", (now, approval_id))
+                _append(db, run_id, now, "expired", "budo",
+                        {"approval_id": approval_id, "tool": tool, "reason": RESTART_REASON})
+            running = [r[0] for r in all_rows(
                 db, "SELECT id FROM runs WHERE status = 'running' ORDER BY started_at")]
             for run_id in running:
-                await self._append(db, run_id, now, "interrupted", "budo",
-                                   {"reason": RESTART_REASON})
-                await db.execute(
-                    "UPDATE runs SET status = 'interrupted', ended_at = ? WHERE id = ?",
-                    (now, run_id),
-                )
-        return running
+                _append(db, run_id, now, "interrupted", "budo", {"reason": RESTART_REASON})
+                db.execute("UPDATE runs SET status = 'interrupted', ended_at = ? WHERE id = ?",
+                           (now, run_id))
+            return running
+
+        return await self._transaction(recover)
+
+
+# --- the statements, run inside a write transaction (storage.base.StoreBase._transaction) ---
+
+
+def _run(db: sqlite3.Connection, run_id: str) -> RunRecord:
+    row = one(db, f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+    if row is None:
+        raise RunNotFound(run_id)
+    return run_from_row(row)
+
+
+def _thread_busy(db: sqlite3.Connection, exc: sqlite3.IntegrityError, channel: str | None,
+                 thread_ts: str | None) -> Exception:
+    """The one-running-run-per-thread index refused: say which run holds the thread."""
+    if constraint(exc) != "runs.channel, runs.thread_ts":
+        return exc
+    row = one(db, "SELECT id FROM runs WHERE channel = ? AND thread_ts = ? "
+              "AND status = 'running'", (channel, thread_ts))
+    return RunAlreadyActive(row[0] if row else "unknown")
+
+
+def _check_final(status: str) -> None:
+    if status not in FINAL_STATUSES:
+        raise StoreError(f"a run needs a final status {sorted(FINAL_STATUSES)}, not {status!r}")
+
+
+def _finish(db: sqlite3.Connection, run_id: str, status: str, turns: int, tokens: int,
+            verdict: dict[str, Any] | None, ended_at: float) -> None:
+    cursor = db.execute(
+        "UPDATE runs SET status = ?, ended_at = ?, turns = ?, tokens = ?, verdict = ? "
+        "WHERE id = ?",
+        (status, ended_at, turns, tokens,
+         canonical_json(verdict) if verdict is not None else None, run_id),
+    )
+    if cursor.rowcount == 0:
+        raise RunNotFound(run_id)
+
+
+def _append(db: sqlite3.Connection, run_id: str, at: float, kind: str, actor: str | None,
+            payload: dict[str, Any]) -> StoredEvent:
+    # One statement: next seq and prev_hash come from the run's head, the hash from
+    # budo_event_hash (storage.chain), and a trigger advances the head.
+    payload_text = canonical_json(payload)
+    row = db.execute(
+        "INSERT INTO events (run_id, seq, at, kind, actor, payload, prev_hash, hash) "
+        "SELECT id, event_count + 1, :at, :kind, :actor, :payload, head_hash, "
+        "budo_event_hash(id, event_count + 1, :at, :kind, :actor, :payload, head_hash) "
+        "FROM runs WHERE id = :run_id RETURNING seq, prev_hash, hash",
+        {"run_id": run_id, "at": at, "kind": kind, "actor": actor, "payload": payload_text},
+    ).fetchone()
+    if row is None:
+        raise RunNotFound(run_id)
+    seq, prev_hash, digest = row
+    return StoredEvent(run_id, seq, at, kind, actor, json.loads(payload_text), prev_hash, digest)
 
 
 def default_actor(event: Event) -> str:
-    """Who did it: the requester starts a run, the approver decides, the agent does the rest."""
+    """Who did it: the requester starts a run, the approver decides, budo interrupts (as it
+    does on restart), the agent does the rest."""
     if isinstance(event, RunStarted) and event.requester:
         return event.requester
-    decided_by = getattr(event, "decided_by", None)
-    if event.kind == "approval_decided":
-        return decided_by or "budo"
+    if isinstance(event, ApprovalDecided):
+        return event.decided_by or "budo"
+    if isinstance(event, RunInterrupted):
+        return "budo"
     return "agent"

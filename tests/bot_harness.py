@@ -12,6 +12,7 @@ approval timeout), never by patching.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -19,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.model import OpenAIChatModel
 from agent.protocols import ToolResult, ToolSpec
 from agent.tools import SUMMARIES
 from bot.bot import BudoBot
 from bot.serve import Serving, open_server
 from budo.config import Settings
 from storage.store import Store
+from tests.fixtures.model import quick_model
 from tests.fixtures.slack import BOT_TOKEN, ONCALL_GROUP, ONCALL_USER, SIGNING_SECRET
 from tests.slack_emulator import Message, SlackClientSim, SlackEmulator
 
@@ -98,8 +99,16 @@ class Harness:
         return found
 
     async def run_finished(self, run_id: str, wait_s: float = 10.0) -> None:
-        await self.slack.wait_for(lambda: run_id not in self.bot.runs.active, timeout=wait_s,
-                                  message=f"run {run_id} did not finish")
+        """The run has ended in the store and its task is done. (Not only "not active": the
+        root message is visible a moment before the run is registered as active.)"""
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while True:
+            ended = (await self.store.get_run(run_id)).status != "running"
+            if ended and run_id not in self.bot.runs.active:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"run {run_id} did not finish within {wait_s}s")
+            await asyncio.sleep(0.02)
 
     def card(self, root_ts: str) -> Message | None:
         return next((m for m in self.slack.thread(CHANNEL, root_ts)
@@ -123,7 +132,7 @@ async def running_bot(slack: SlackEmulator, model_url: str, tools: Sequence[Tool
                       **overrides: Any) -> AsyncIterator[Harness]:
     settings = bot_settings(slack, model_url, tmp, **overrides)
     store = await Store.open(settings.db_path)
-    bot = BudoBot(settings, store, model_factory=OpenAIChatModel.from_settings,
+    bot = BudoBot(settings, store, model_factory=quick_model,
                   toolbox_factory=lambda _settings: list(tools),
                   update_interval=update_interval, rate_per_channel=rate, burst=50,
                   shutdown_grace=0.5)

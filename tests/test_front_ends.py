@@ -9,8 +9,11 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from scenarios import load_scenario
 
+pytestmark = pytest.mark.slow  # every test here runs the budo CLI as a process
 CLOSED_PORT_URL = "http://127.0.0.1:9/v1"  # discard port: nothing listens, connect refused
 
 

@@ -15,6 +15,7 @@ from kubernetes import client, config
 
 FRONTEND = "frontend-s58x6nq864-p22sv"
 CHECKOUT = "checkoutservice-5fsbm7q4qr-gdmnl"
+pytestmark = pytest.mark.slow  # every test here runs kubectl or the budo CLI as a process
 needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
 
 

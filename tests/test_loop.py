@@ -11,10 +11,16 @@ from typing import Any
 
 import pytest
 
-from agent.events import Event
-from agent.loop import Budgets, run_investigation
+from agent.events import Event, RunFailed, RunInterrupted
+from agent.loop import Budgets, Stop, past_conversation, run_investigation
 from agent.model import OpenAIChatModel
-from agent.protocols import ApprovalDecision, ApprovalRequest, ToolResult, ToolSpec
+from agent.protocols import (
+    ApprovalDecision,
+    ApprovalRequest,
+    Completion,
+    ToolResult,
+    ToolSpec,
+)
 from agent.tools import SUMMARIES
 
 ANSWER = (
@@ -282,6 +288,69 @@ async def test_cancel_mid_tool_ends_cleanly(scripted_model):
     assert "tool_finished" not in rec.kinds()
 
 
+async def test_the_caller_says_why_it_cancelled(scripted_model):
+    """Shutdown is not a Cancel press: the loop ends the run as the canceller says."""
+    server = await scripted_model([call("slow", namespace="shop"), {"answer": ANSWER}])
+    rec, box = Recorder(), Toolbox()
+    async with OpenAIChatModel(server.url, "m", max_retries=0) as model:
+        task = asyncio.create_task(run_investigation(
+            "q", run_id="r-i", model=model, tools=box.specs(), sinks=[rec],
+            approver=Approver(False), stop_reason=lambda: Stop("interrupted", "shutting down")))
+        await asyncio.wait_for(box.slow_started.wait(), 5)
+        task.cancel()
+        outcome = await asyncio.wait_for(task, 5)
+    assert (outcome.status, outcome.reason) == ("interrupted", "shutting down")
+    last = rec.events[-1]
+    assert isinstance(last, RunInterrupted) and last.reason == "shutting down"
+    assert rec.kinds().count("interrupted") == 1 and "cancelled" not in rec.kinds()
+
+
+class SlowToRecord(Recorder):
+    """A sink that takes a while to record the end (a slow disk)."""
+
+    async def emit(self, event: Event) -> None:
+        if isinstance(event, RunInterrupted):
+            await asyncio.sleep(0.2)
+        await super().emit(event)
+
+
+async def test_a_second_cancel_still_lets_the_end_be_recorded(scripted_model):
+    server = await scripted_model([call("slow", namespace="shop"), {"answer": ANSWER}])
+    rec, box = SlowToRecord(), Toolbox()
+    async with OpenAIChatModel(server.url, "m", max_retries=0) as model:
+        task = asyncio.create_task(run_investigation(
+            "q", run_id="r-2", model=model, tools=box.specs(), sinks=[rec],
+            approver=Approver(False), stop_reason=lambda: Stop("interrupted", "stop")))
+        await asyncio.wait_for(box.slow_started.wait(), 5)
+        task.cancel()
+        await asyncio.sleep(0.05)  # the loop is now recording the end
+        task.cancel()              # the caller stops waiting
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):
+            if rec.kinds()[-1:] == ["interrupted"]:
+                break
+            await asyncio.sleep(0.01)
+    assert rec.kinds()[-1] == "interrupted"
+
+
+class BuggyModel:
+    model = "buggy"
+
+    async def complete(self, messages, tools=None, tool_choice=None) -> Completion:
+        raise RuntimeError("unexpected None in reply parser")
+
+
+async def test_a_bug_ends_the_run_as_failed_and_says_it_is_ours():
+    rec = Recorder()
+    outcome = await run_investigation("q", run_id="r-b", model=BuggyModel(), tools=[],
+                                      sinks=[rec], approver=Approver(False))
+    assert outcome.status == "failed"
+    assert outcome.reason == "internal error: RuntimeError: unexpected None in reply parser"
+    last = rec.events[-1]
+    assert isinstance(last, RunFailed) and last.internal and last.error_type == "RuntimeError"
+
+
 async def test_model_unreachable_is_a_failed_run_with_one_line():
     rec = Recorder()
     async with OpenAIChatModel("http://127.0.0.1:9/v1", "m", max_retries=0,
@@ -340,6 +409,20 @@ async def test_follow_up_keeps_the_previous_conversation(scripted_model):
     assert "checkout is failing" in sent[1]["content"]
     assert "and what about payments?" in sent[-1]["content"]
     assert second.status == "succeeded"
+
+
+async def test_follow_up_after_a_restart_starts_from_the_rebuilt_conversation(scripted_model):
+    """Only the question and the answer survive a restart: the follow-up starts from those,
+    built the same way the loop starts any run."""
+    history = past_conversation("checkout is failing", "shop", ANSWER)
+    server = await scripted_model([{"answer": ANSWER}])
+    async with OpenAIChatModel(server.url, "m", max_retries=0) as model:
+        await run_investigation("and payments?", run_id="r-3", model=model, tools=[], sinks=[],
+                                approver=Approver(False), history=history)
+    sent = server.requests[0]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert "checkout is failing" in sent[1]["content"] and "`shop`" in sent[1]["content"]
+    assert sent[2]["content"] == ANSWER and "and payments?" in sent[3]["content"]
 
 
 @pytest.mark.parametrize("fault", ["500", "no_usage", "text_call"])

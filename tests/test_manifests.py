@@ -85,17 +85,22 @@ def test_read_role_only_reads_and_never_secrets():
     assert all("watch" not in rule["verbs"] for rule in role["rules"])
 
 
-def test_act_role_deletes_pods_only_and_is_bound_per_namespace_only():
+def test_act_role_deletes_pods_patches_workloads_and_is_bound_per_namespace_only():
     docs = base_docs()
-    role = find("ClusterRole", "budo-pod-deleter", docs)
-    assert len(role["rules"]) == 1
-    rule = role["rules"][0]
-    assert rule["apiGroups"] == [""] and rule["resources"] == ["pods"]
-    assert "delete" in rule["verbs"] and set(rule["verbs"]) <= {"get", "list", "delete"}
+    role = find("ClusterRole", "budo-act", docs)
+    granted = {(group, res, verb) for rule in role["rules"] for group in rule["apiGroups"]
+               for res in rule["resources"] for verb in rule["verbs"]}
+    wanted = {("", "pods", v) for v in ("get", "list", "delete")}
+    wanted |= {("apps", r, v) for r in ("deployments", "statefulsets", "daemonsets",
+                                        "deployments/scale", "statefulsets/scale")
+               for v in ("get", "patch")}
+    wanted |= {("apps", r, v) for r in ("replicasets", "controllerrevisions")
+               for v in ("get", "list")}
+    assert granted == wanted, granted ^ wanted   # least privilege: exactly what the actions use
     cluster_bound = [d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"]
-    assert "budo-pod-deleter" not in cluster_bound, "delete must not be granted cluster-wide"
+    assert "budo-act" not in cluster_bound, "delete must not be granted cluster-wide"
     role_bindings = [d for d in docs if d["kind"] == "RoleBinding"
-                     and d["roleRef"]["name"] == "budo-pod-deleter"]
+                     and d["roleRef"]["name"] == "budo-act"]
     assert [b["metadata"]["namespace"] for b in role_bindings] == ["shop"]
     acting_in = {b["metadata"]["namespace"] for b in role_bindings}
     assert acting_in <= set(Settings.from_env(config_env()).namespaces)
@@ -190,6 +195,7 @@ def test_deployment_config_and_secret_feed_settings_for_socket_mode():
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+@pytest.mark.slow  # a subprocess
 def test_kustomize_renders_the_base_and_nothing_else():
     result = subprocess.run([KUBECTL, "kustomize", str(MANIFESTS)], capture_output=True,
                             text=True, timeout=60)
@@ -288,6 +294,7 @@ def boutique_deployment(name: str, container: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+@pytest.mark.slow  # a subprocess
 def test_checkout_break_changes_one_env_var_and_heal_restores_it(tmp_path: Path):
     original = boutique_deployment("checkoutservice", {
         "image": "checkoutservice:v0.10.1", "env": CHECKOUT_ENV})
@@ -302,6 +309,7 @@ def test_checkout_break_changes_one_env_var_and_heal_restores_it(tmp_path: Path)
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+@pytest.mark.slow  # a subprocess
 def test_cart_break_swaps_the_image_and_heal_restores_it(tmp_path: Path):
     original = boutique_deployment("cartservice", {"image": CART_IMAGE})
     broken = kubectl_patch(tmp_path, original, "break-cartservice-image.yaml")

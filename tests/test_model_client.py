@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from agent.model import OpenAIChatModel
+from budo import wiring
 from budo.config import Settings
 from budo.errors import ModelNotFound, ModelResponseError, ModelTimeout, ModelUnreachable
 
@@ -261,7 +262,7 @@ async def test_from_settings_uses_url_model_key_and_timeout(scripted_model) -> N
     server = await scripted_model([{"answer": "ok"}])
     settings = Settings(llm_url=server.url, llm_model="qwen2.5:14b", llm_api_key="sk-test",
                         llm_timeout=5.0)
-    async with OpenAIChatModel.from_settings(settings) as client:
+    async with wiring.chat_model(settings) as client:
         assert client.timeout == 5.0
         assert (await client.complete(QUESTION)).content == "ok"
 

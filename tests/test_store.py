@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.events import RunCancelledEvent, RunFailed, RunStarted
+from agent.events import RunCancelled, RunFailed, RunInterrupted, RunStarted
 from budo.errors import RunAlreadyActive, RunNotFound, StoreError
 from storage import AuditSink, Store
-from storage.db import LATEST_VERSION
+from storage.db import LATEST_VERSION, MIGRATIONS
 from tests.fixtures.store import QUESTION, VERDICT, record_checkout_typo_run
 
 
@@ -38,7 +38,7 @@ async def test_migrations_create_schema_from_empty_and_rerun_is_a_no_op(store_pa
     with sqlite3.connect(store_path) as conn:
         versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert versions == [(LATEST_VERSION,)]
+    assert versions == [(v,) for v, _, _ in MIGRATIONS] and versions[-1] == (LATEST_VERSION,)
     assert mode == "wal"
 
 
@@ -151,7 +151,7 @@ async def test_sink_records_the_trail_and_finishes_the_run(store: Store) -> None
 
 
 @pytest.mark.parametrize(("event_type", "status"), [(RunFailed, "failed"),
-                                                     (RunCancelledEvent, "cancelled")])
+                                                     (RunCancelled, "cancelled")])
 async def test_sink_ends_failed_and_cancelled_runs(store: Store, event_type, status) -> None:
     run = await store.start_run(source="terminal", question="q")
     extra = {"error_type": "ModelUnreachable"} if event_type is RunFailed else {}
@@ -160,6 +160,18 @@ async def test_sink_ends_failed_and_cancelled_runs(store: Store, event_type, sta
     done = await store.get_run(run.id)
     assert (done.status, done.turns, done.tokens, done.verdict) == (status, 2, 99, None)
     assert (await store.events(run.id))[0].actor == "cli"
+
+
+async def test_sink_ends_an_interrupted_run_as_budo(store: Store) -> None:
+    run = await store.start_run(source="slack", question="q", channel="C1", thread_ts="1.0")
+    await AuditSink(store).emit(RunInterrupted(run_id=run.id, reason="shutdown", turns=3,
+                                               tokens=7))
+    done = await store.get_run(run.id)
+    assert (done.status, done.turns, done.tokens) == ("interrupted", 3, 7)
+    (event,) = await store.events(run.id)
+    assert (event.kind, event.actor, event.payload["reason"]) == ("interrupted", "budo",
+                                                                   "shutdown")
+    assert done.ended_at == event.at
 
 
 async def test_events_for_unknown_runs_are_refused(store: Store) -> None:
@@ -218,6 +230,7 @@ KILLER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a subprocess
 async def test_kill_minus_nine_loses_nothing_already_shown(store_path: str) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", KILLER, store_path, stdout=subprocess.PIPE,

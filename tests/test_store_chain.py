@@ -102,7 +102,7 @@ async def test_disk_full_is_a_clear_error_and_writes_nothing(store_path: str) ->
         pages = (await store.connection.execute_fetchall("PRAGMA page_count"))[0][0]
         # A tiny "filesystem": the DB may not grow past its current size.
         await store.connection.execute(f"PRAGMA max_page_count = {pages}")
-        huge = ToolFinished(run_id=run.id, turn=1, call_id="c1", tool="get_logs", ok=True,
+        huge = ToolFinished(run_id=run.id, turn=1, call_id="c1", tool="logs", ok=True,
                             duration_s=0.1, output="x" * 200_000)
         with pytest.raises(StoreError, match=r"^disk full") as caught:
             await store.append(huge)

@@ -21,7 +21,7 @@ async def test_jsonl_is_one_event_per_line_whole_and_reverifiable(
     rows = [json.loads(line) for line in lines]
     assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
     logs = next(r for r in rows if r["kind"] == "tool_finished"
-                and r["payload"]["tool"] == "get_logs")
+                and r["payload"]["tool"] == "logs")
     assert logs["payload"]["output"] == LOGS  # never trimmed
     # Anyone with the file alone can recompute the chain.
     prev = GENESIS
@@ -44,24 +44,26 @@ async def test_markdown_reads_as_a_postmortem(store: Store, canonical_run: RunRe
     assert re.search(r"\| Started \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \|", md)
     # Timeline: UTC clock, elapsed, model turns with tokens, tool calls with args and time
     assert re.search(r"- \*\*\d\d:\d\d:\d\d\*\* \(\+0\.0 s\) — run started by U0ONCALL", md)
-    assert "model turn 1: 1,248 tokens, 2.4 s; asked for `list_pods(namespace=shop)`" in md
-    assert ("tool call `get_logs(namespace=shop, pod=checkoutservice-7d9c6b5f4-x2x9z, "
+    assert "model turn 1: 1,248 tokens, 2.4 s; asked for `get_pods(namespace=shop)`" in md
+    assert ("tool call `logs(namespace=shop, pod=checkoutservice-7d9c6b5f4-x2x9z, "
             "previous=true)` -> ok, 0.31 s") in md
-    assert "(+31.4 s) — tool call `rollout_undo(name=checkoutservice, namespace=shop)`" in md
+    assert ("(+31.4 s) — tool call `delete_pod(namespace=shop, "
+            "pod=checkoutservice-7d9c6b5f4-x2x9z)`") in md
     # Long output trimmed, keeping the tail where the error is
     assert "lines omitted (whole output in the JSONL export)" in md
     assert f"lookup {TYPO_ADDR.split(':')[0]}: no such host" in md
     assert "attempt=60" not in md
     # Redaction, truncation, approval who/when
-    assert "redacted 1 value(s) in `get_logs` output (bearer)" in md
+    assert "redacted 1 value(s) in `logs` output (bearer)" in md
     assert "trimmed for the model: kept 2,000 of" in md
-    assert "approval requested for `rollout_undo(name=checkoutservice, namespace=shop)`" in md
+    assert ("approval requested for `delete_pod(namespace=shop, "
+            "pod=checkoutservice-7d9c6b5f4-x2x9z)`") in md
     assert re.search(r"\(\+31\.0 s\) — \*\*approved\*\* by U0ONCALL", md)
     # Verdict, totals, footer
     verdict = md.split("## Verdict", 1)[1]
     assert f"**Root cause:** Revision 14 of deployment checkoutservice sets " \
            f"PAYMENT_SERVICE_ADDR to {TYPO_ADDR}" in verdict
-    assert "- get_logs: 'lookup paymentservcie: no such host' right before FATAL" in verdict
+    assert "- logs: 'lookup paymentservcie: no such host' right before FATAL" in verdict
     assert "kubectl -n shop rollout undo deployment/checkoutservice" in verdict
     assert "**Confidence:** high" in verdict
     assert "- Turns: 5\n- Tokens: 11,303\n- Duration: 36.2 s" in md
@@ -73,7 +75,7 @@ async def test_markdown_reads_as_a_postmortem(store: Store, canonical_run: RunRe
 
 async def test_markdown_of_a_failed_run_and_hostile_output(store: Store) -> None:
     run = await store.start_run(source="terminal", question="why | broken?")
-    await store.append(ToolFinished(run_id=run.id, turn=1, call_id="c1", tool="get_logs",
+    await store.append(ToolFinished(run_id=run.id, turn=1, call_id="c1", tool="logs",
                                     ok=True, duration_s=0.5,
                                     output="```\nnot closed early\n```"))
     await store.record(run.id, "follow_up", {"text": "and now?"}, actor="U7")
