@@ -12,7 +12,7 @@ lines matched, so "nothing matched" is an explicit answer the model can widen, n
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 from agent.analyzers import logs as log_an
@@ -26,7 +26,7 @@ from budo.errors import ClusterError, Forbidden, NotFound
 MAX_TAIL = 1000
 GREP_WINDOW_LINES = 100_000   # ~20 MB of typical 200-byte lines
 GREP_WINDOW_BYTES = 32 << 20  # and never more than this from the API
-MAX_BLOCKS = 20               # newest match blocks shown; older ones are counted
+MAX_BLOCKS = 10               # kinds of matching line shown (newest of each); rest counted
 MAX_CONTEXT = 10
 SINCE = re.compile(r"^(\d+)([smh])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
@@ -65,18 +65,21 @@ async def _resolve_pod(cluster: Cluster, namespace: str, name: str) -> tuple[dic
 
 
 class Matcher:
-    """Streams lines, keeping the newest ``MAX_BLOCKS`` match blocks with ``context`` lines
-    before and after each match (overlapping blocks merge), a count, and every matched line's
-    template. Memory: the blocks kept plus ``context`` lines."""
+    """Streams lines, keeping for each kind of matching line (its template: numbers, ids and
+    times masked) only the newest match with ``context`` lines before and after it, for at
+    most ``MAX_BLOCKS`` kinds, plus a count and first/last time per template. A busy log that
+    repeats one error a thousand times costs one block. Memory: the blocks kept plus
+    ``context`` lines."""
 
     def __init__(self, pattern: re.Pattern[str], context: int) -> None:
         self.pattern, self.context = pattern, context
         self.lines = 0
         self.matched = 0
         self.before: deque[str] = deque(maxlen=context)
-        self.blocks: deque[list[str]] = deque(maxlen=MAX_BLOCKS)
+        self.blocks: OrderedDict[str, list[str]] = OrderedDict()
         self.dropped_blocks = 0
         self.after = 0
+        self.open_key: str | None = None
         self.templates: dict[str, log_an.Template] = {}
         self.recent: deque[str] = deque(maxlen=200)  # matched lines for the host/DNS checks
 
@@ -94,20 +97,26 @@ class Matcher:
             if stamp:
                 entry.first = entry.first or stamp.group(0)
                 entry.last = stamp.group(0)
-            if self.after > 0 and self.blocks:  # still inside the previous block
-                self.blocks[-1].append(line)
+            if self.after > 0 and self.open_key is not None:  # inside the previous block
+                self.blocks[self.open_key].append(line)
             else:
-                if len(self.blocks) == self.blocks.maxlen:
+                self.blocks.pop(key, None)  # the newest of its kind replaces the older
+                if len(self.blocks) >= MAX_BLOCKS:
+                    self.blocks.popitem(last=False)
                     self.dropped_blocks += 1
-                self.blocks.append([*self.before, line])
+                self.blocks[key] = [*self.before, line]
+                self.open_key = key
             self.before.clear()
             self.after = self.context
             return
-        if self.after > 0 and self.blocks:
-            self.blocks[-1].append(line)
+        if self.after > 0 and self.open_key is not None:
+            self.blocks[self.open_key].append(line)
             self.after -= 1
         else:
             self.before.append(line)
+
+    def shown(self) -> list[list[str]]:
+        return list(self.blocks.values())
 
 
 async def read_logs(
@@ -200,15 +209,18 @@ async def _grep(cluster: Cluster, namespace: str, pod_obj: dict[str, Any],
     header = f"{matcher.matched} of {matcher.lines} lines matched /{grep}/ ({what})"
     out = [f"{prefix}{header}"]
     repeated = sorted(matcher.templates.values(), key=lambda t: -t.count)
-    if matcher.matched > len(repeated) and len(repeated) < matcher.matched:
-        out.append(f"matched lines as {len(repeated)} template(s), most frequent first:")
+    if matcher.matched > len(repeated):
+        out.append(f"matched lines as {len(repeated)} template(s) (numbers, ids and times "
+                   "masked), most frequent first:")
         out.extend(log_an.summary_lines(repeated))
-    if matcher.dropped_blocks:
-        out.append(f"(showing the newest {len(matcher.blocks)} match blocks; "
-                   f"{matcher.dropped_blocks} older blocks not shown)")
-    if context:
+        more = (f"; {matcher.dropped_blocks} older kinds not shown"
+                if matcher.dropped_blocks else "")
+        out.append(f"the newest match of each kind{more}"
+                   + (f", with {context} line(s) of context" if context else "")
+                   + ", blocks separated by --:")
+    elif context:
         out.append(f"matches with {context} line(s) of context, blocks separated by --:")
-    out.append("\n--\n".join("\n".join(block) for block in matcher.blocks))
+    out.append("\n--\n".join("\n".join(block) for block in matcher.shown()))
     found = await _log_findings(cluster, namespace, list(matcher.recent), pod_obj)
     return ToolResult(ok=True, output="\n".join(out), findings=found)
 
