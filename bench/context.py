@@ -174,7 +174,7 @@ async def measure(name: str) -> dict[str, Any]:
     # "selector" or "cpu" also occur in ordinary describe output, which makes the check above
     # easy to pass).
     stated = first_stating_call(reads.ours, patterns)
-    return {"name": name, "calls": len(reads.ours), "ours": ours, "baseline": baseline,
+    return {"name": Path(name).stem, "calls": len(reads.ours), "ours": ours, "baseline": baseline,
             "ratio": ours / baseline if baseline else 0.0, "missing": missing,
             "in_findings": stated is not None, "stated_at": stated,
             "stated_by": reads.calls[stated - 1] if stated else ""}
