@@ -342,3 +342,26 @@ def test_findings_fit_the_clip_tail_keeping_the_most_severe() -> None:
     assert sum(len(f) + 11 for f in kept) <= 2800 + 120
     assert kept[-1].startswith(f"{31 - len(kept) + 1} more, less severe finding(s) not shown")
     assert fit(many[:2]) == many[:2]
+
+
+def test_statefulset_change_from_its_controller_revisions() -> None:
+    """A StatefulSet keeps its templates in ControllerRevisions (data.spec.template)."""
+    from datetime import UTC, datetime
+
+    from agent.changes import _revisions, change_lines
+
+    def revision(n: int, image: str, created: str) -> dict[str, Any]:
+        return {"metadata": {"name": f"db-{n}", "creationTimestamp": created,
+                             "ownerReferences": [{"kind": "StatefulSet", "name": "db",
+                                                  "controller": True}]},
+                "revision": n, "data": {"spec": {"template": {"spec": {"containers": [
+                    {"name": "pg", "image": image}]}}}}}
+
+    sts = {"metadata": {"name": "db"}}
+    history = _revisions("statefulset", sts, [], [
+        revision(1, "postgres:15", "2025-03-01T00:00:00Z"),
+        revision(2, "postgres:16", "2025-03-14T10:00:00Z")])
+    [(_when, lines)] = change_lines("statefulset", "db", history,
+                                   datetime(2025, 3, 14, 10, 30, tzinfo=UTC))
+    assert lines[0].startswith("statefulset db revision 1 → 2, 30m ago (2025-03-14 10:00:00Z)")
+    assert lines[1] == "  container pg image: postgres:15 → postgres:16"
