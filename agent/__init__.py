@@ -41,6 +41,7 @@ from agent.protocols import (
     ToolSpec,
     Usage,
 )
+from agent.text import cut, cut_middle, format_args, labels, one_line
 
 if TYPE_CHECKING:
     from agent.kube import Cluster
@@ -63,5 +64,6 @@ __all__ = [
     "ModelRequest", "OpenAIChatModel", "Preview", "Redacted", "RunCancelled", "RunFailed",
     "RunInterrupted", "RunOutcome", "RunStarted", "Stop", "Terminal", "ToolCall",
     "ToolFinished", "ToolRequested", "ToolResult", "ToolSpec", "Truncated", "Usage",
-    "VerdictReached", "build_toolbox", "past_conversation", "run_investigation",
+    "VerdictReached", "build_toolbox", "cut", "cut_middle", "format_args", "labels",
+    "one_line", "past_conversation", "run_investigation",
 ]

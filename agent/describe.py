@@ -13,10 +13,10 @@ from typing import Any
 
 from agent import findings as fnd
 from agent.kube import Cluster, label_selector
+from agent.protocols import Obj
 from agent.render import age, events_text, involves, pod_ready, pod_restarts, pod_status
+from agent.text import labels
 from budo.errors import ClusterError, NotFound
-
-Obj = Mapping[str, Any]
 
 KIND_ALIASES: dict[str, str] = {
     "pod": "pod", "pods": "pod", "po": "pod",
@@ -35,7 +35,7 @@ def _meta(obj: Obj) -> Mapping[str, Any]:
 
 
 def _kv(mapping: Mapping[str, Any] | None) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted((mapping or {}).items())) or "<none>"
+    return labels(mapping) or "<none>"
 
 
 def _conditions(obj: Obj) -> str:

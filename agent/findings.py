@@ -10,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
-Obj = Mapping[str, Any]
+from agent.protocols import Obj
+from agent.text import labels as labels_text
 
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName",
                                 "ErrImageNeverPull"})
@@ -253,7 +253,7 @@ def _services_without_endpoints(services: Sequence[Obj], endpoints: Sequence[Obj
 
 
 def selector_text(selector: Mapping[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    return labels_text(selector)
 
 
 def matches(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:

@@ -20,6 +20,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from agent.text import labels
 from budo.errors import ClusterError, ClusterUnreachable, Forbidden, NotFound
 
 Obj = dict[str, Any]
@@ -41,7 +42,7 @@ def label_selector(selector: Mapping[str, Any] | None) -> str:
     """A LabelSelector object (matchLabels + matchExpressions) as the API's query string."""
     if not selector:
         return ""
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    parts = [labels(selector.get("matchLabels"))] if selector.get("matchLabels") else []
     for expr in selector.get("matchExpressions") or []:
         key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
         if op == "In":

@@ -8,11 +8,13 @@ Anything user- or model-supplied is escaped (``&<>``) and trimmed, never trusted
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from agent import cut as trim
+from agent import format_args as args_text
 
 # Slack's documented limits (https://api.slack.com/reference/block-kit/blocks).
 MAX_BLOCKS = 50
@@ -40,13 +42,6 @@ Blocks = list[dict[str, Any]]
 def escape(text: str) -> str:
     """Escape the three characters Slack's mrkdwn treats as control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def trim(text: str, limit: int, marker: str = "…") -> str:
-    """``text`` cut to at most ``limit`` characters, ending in ``marker`` when cut."""
-    if len(text) <= limit:
-        return text
-    return text[: max(0, limit - len(marker))] + marker
 
 
 def split_text(text: str, limit: int = MESSAGE_TEXT_LIMIT) -> list[str]:
@@ -81,13 +76,7 @@ def code_block(text: str, limit: int = PREVIEW_CHARS, max_lines: int = PREVIEW_L
 
 def format_args(args: dict[str, Any], limit: int = 300) -> str:
     """Tool arguments as one compact line: ``pod=x, namespace=y``."""
-    if not args:
-        return "(no arguments)"
-    parts = []
-    for key, value in args.items():
-        shown = value if isinstance(value, str) else json.dumps(value, default=str)
-        parts.append(f"{key}={shown}")
-    return trim(", ".join(parts), limit)
+    return trim(args_text(args), limit) if args else "(no arguments)"
 
 
 def format_duration(seconds: float) -> str:
