@@ -52,6 +52,7 @@ class StoreBase:
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self.path = path
         self._conn = conn
+        self._reader = conn  # Store.open adds a read-only connection for a file database
         # One connection is one transaction at a time: coroutines take turns. Other
         # processes are kept out by BEGIN IMMEDIATE + busy_timeout at the SQLite level.
         self._lock = asyncio.Lock()
@@ -91,6 +92,12 @@ class StoreBase:
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._reader is not self._conn:  # its own connection: no need to wait for writes
+            try:
+                yield self._reader
+            except sqlite3.Error as exc:
+                raise StoreError(describe_sqlite_error(exc, self.path)) from exc
+            return
         async with self._lock:
             try:
                 yield self._conn

@@ -17,7 +17,7 @@ from budo.errors import RunAlreadyActive, RunNotFound, StoreError
 from storage.approvals import ApprovalStore
 from storage.base import all_rows, constraint, new_id, one
 from storage.chain import GENESIS, ChainRow, VerifyResult, canonical_json, verify_chain
-from storage.db import connect, describe_sqlite_error
+from storage.db import connect, connect_reader, describe_sqlite_error
 from storage.records import (
     EVENT_COLUMNS,
     RUN_COLUMNS,
@@ -48,16 +48,22 @@ class Store(ApprovalStore):
         conn = await connect(path, synchronous=synchronous)
         store = cls(conn, path)
         store.recovered = []
-        if recover:
-            try:
+        try:
+            # A file gets a second connection for reads: in WAL mode they see every committed
+            # write and never wait for the writer. (":memory:" is one private database.)
+            if path != ":memory:" and not path.startswith("file:"):
+                store._reader = await connect_reader(path)
+            if recover:
                 store.recovered = await store._recover()
-            except BaseException:
-                await store.close()
-                raise
+        except BaseException:
+            await store.close()
+            raise
         return store
 
     async def close(self) -> None:
         try:
+            if self._reader is not self._conn:
+                await self._reader.close()
             await self._conn.close()
         except sqlite3.Error as exc:
             raise StoreError(describe_sqlite_error(exc, self.path)) from exc
