@@ -153,6 +153,7 @@ class RunCancelled(Event):
     reason: str              # "cancelled", "cancelled by <@U…>"
     turns: int
     tokens: int
+    by: str | None = None    # who cancelled, when a person did: front ends render the mention
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from agent.text import labels
-from budo.errors import ClusterError, ClusterUnreachable, Forbidden, NotFound
+from budo.errors import ClusterError, ClusterUnreachable, Conflict, Forbidden, NotFound
 
 Obj = dict[str, Any]
 
@@ -252,10 +252,14 @@ class Cluster:
                                 self._core.read_namespaced_pod_log, **kwargs)
         return str(body.decode("utf-8", errors="replace"))
 
-    async def delete_pod(self, namespace: str, pod: str) -> Obj:
+    async def delete_pod(self, namespace: str, pod: str, *, uid: str) -> Obj:
+        """Delete exactly the pod with this uid: the API server answers 409 (Conflict) when
+        the name now belongs to a different pod (DeleteOptions.preconditions.uid)."""
         self.check_namespace(namespace)
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
         return await self._json(f"pod {pod!r} in namespace {namespace!r}",
-                                self._core.delete_namespaced_pod, name=pod, namespace=namespace)
+                                self._core.delete_namespaced_pod, name=pod, namespace=namespace,
+                                body=options)
 
 
 def _short(exc: object) -> str:
@@ -287,6 +291,8 @@ def _translate_api(exc: ApiException, what: str) -> ClusterError:
     if status == 0:
         return ClusterUnreachable(f"cannot reach the Kubernetes API while reading {what}: "
                                   f"{message}")
+    if status == 409:
+        return Conflict(f"{what} changed: {message}")
     if status == 400:
         return ClusterError(f"the API rejected the request for {what}: {message}")
     if status == 429 or status >= 500:

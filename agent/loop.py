@@ -75,6 +75,7 @@ class Stop:
 
     kind: Literal["cancelled", "interrupted"] = "cancelled"
     reason: str = "cancelled"
+    by: str | None = None   # who cancelled, when a person did (a Slack user id, "terminal")
 
 
 @dataclass
@@ -307,8 +308,12 @@ async def run_investigation(
         if task is not None:
             task.uncancel()
         stop = stop_reason() if stop_reason is not None else Stop()
-        ended: Terminal = (RunInterrupted if stop.kind == "interrupted" else RunCancelled)(
-            run_id=run_id, reason=stop.reason, turns=run.turns, tokens=run.tokens)
+        ended: Terminal = (
+            RunInterrupted(run_id=run_id, reason=stop.reason, turns=run.turns,
+                           tokens=run.tokens)
+            if stop.kind == "interrupted" else
+            RunCancelled(run_id=run_id, reason=stop.reason, turns=run.turns, tokens=run.tokens,
+                         by=stop.by))
         await _final(run, ended)
         return outcome(stop.kind, reason=stop.reason)
     except TimeoutError:

@@ -2,13 +2,31 @@
 
 Each rule replaces only the secret *value* with ``[REDACTED:<kind>]`` and keeps the key, so the
 model still learns that a password is configured (often the point of the investigation) without
-ever seeing it. Rules are value-anchored on purpose: ordinary log prose ("token bucket
-refilled", "password reset page rendered") has no ``key=value`` shape and is left alone.
+ever seeing it. Three families of rules, in this order:
+
+1. shapes a secret has wherever it appears: PEM blocks (and PEM bodies whose BEGIN line was cut
+   off by ``tail``), JWTs, vendor tokens with a fixed prefix (GitHub, GitLab, Slack, Stripe,
+   Google, AWS, npm, PyPI, SendGrid, OpenAI), Slack webhook URLs, ``Basic``/``Bearer``
+   credentials and ``Authorization:`` headers anywhere, passwords in URL userinfo;
+2. context: ``--password X``, ``-p X`` after a mysql/psql-like command, and ``name=value`` /
+   ``name: value`` / ``{"name": "DB_PASS", "value": …}`` where the name contains PASS, SECRET,
+   TOKEN, KEY, CREDENTIAL or AUTH (names ending in _URL, _FILE, _NAME, _REF… are references,
+   not secrets), and the data of Kubernetes Secret objects;
+3. long high-entropy base64 and hex runs that nothing above explained (image digests, commit
+   ids, container ids, UUIDs and trace ids are recognised and left alone).
+
+Ordinary prose ("token bucket refilled", "password reset page rendered") has none of these
+shapes and is left alone; tests/test_redaction_corpus.py holds both corpora.
+
+Every pattern is linear in the text: tokens are matched from their start only (look-behind
+plus possessive quantifiers, Python ≥ 3.11), so a 50 MB log costs O(n), never O(n²).
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -19,43 +37,108 @@ MARK = "[REDACTED:{kind}]"
 
 # A value that is already a placeholder, a reference or plainly not a secret.
 _NOT_A_VALUE = re.compile(
-    r"^(?:\[REDACTED|<|\$\{|\$\(|\*+$|(?:null|none|nil|true|false|required|invalid|incorrect|"
-    r"expired|missing|empty|unset|set|changed|reset|ok|redacted|\"\"|'')$)",
+    r"^(?:\[REDACTED|<|\$\{|\$\(|\{\{|\*+$|(?:null|none|nil|true|false|required|invalid|"
+    r"incorrect|expired|missing|empty|unset|set|changed|reset|ok|redacted|\"\"|''|yes|no|"
+    r"enabled|disabled|on|off|xxx+|\.\.\.|bearer|basic|digest|negotiate|ntlm|hmac)$)",
     re.IGNORECASE,
 )
+
+# --- 1. shapes ------------------------------------------------------------------------------
 
 _PEM = re.compile(
     r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)",
     re.DOTALL,
 )
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
-_AWS_ACCESS_KEY = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
+_PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+_PEM_BODY_LINE = re.compile(r"[ \t]*[A-Za-z0-9+/=]{8,}[ \t]*")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}+\.eyJ[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]{5,}+")
+
+# Vendor tokens with a documented fixed prefix.
+_PREFIXED: list[tuple[str, re.Pattern[str]]] = [
+    ("github_token", re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,255}+"
+                                r"|github_pat_[A-Za-z0-9_]{40,255}+)")),
+    ("gitlab_token", re.compile(r"(?<![A-Za-z0-9_])glpat-[A-Za-z0-9_-]{20,}+")),
+    ("slack_token", re.compile(r"(?<![A-Za-z0-9_])(?:xox[abposre]-[A-Za-z0-9-]{10,}+"
+                               r"|xapp-\d-[A-Za-z0-9-]{10,}+)")),
+    ("stripe_key", re.compile(r"(?<![A-Za-z0-9_])(?:[sr]k_(?:live|test)_[A-Za-z0-9]{16,}+"
+                              r"|whsec_[A-Za-z0-9]{20,}+)")),
+    ("google_api_key", re.compile(r"(?<![A-Za-z0-9_])AIza[0-9A-Za-z_-]{35}")),
+    ("aws_access_key", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])")),
+    ("npm_token", re.compile(r"(?<![A-Za-z0-9_])npm_[A-Za-z0-9]{36}+")),
+    ("pypi_token", re.compile(r"(?<![A-Za-z0-9_])pypi-[A-Za-z0-9_-]{50,}+")),
+    ("sendgrid_key", re.compile(r"(?<![A-Za-z0-9_])SG\.[A-Za-z0-9_-]{16,}+\.[A-Za-z0-9_-]{16,}+")),
+    ("openai_key", re.compile(r"(?<![A-Za-z0-9_-])sk-(?:proj-|svcacct-|admin-)?"
+                              r"[A-Za-z0-9_-]{32,}+")),
+]
+_SLACK_WEBHOOK = re.compile(
+    r"(https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/)[A-Za-z0-9_/+-]++")
 # A bearer value must look random (a digit, or long) so "bearer authentication" survives.
 _BEARER = re.compile(
-    r"(?i)\b(bearer)(\s+)((?=[A-Za-z\-._~+/]*[0-9])[A-Za-z0-9\-._~+/]{8,}=*"
-    r"|[A-Za-z0-9\-._~+/]{16,}=*)"
+    r"(?i)\b(bearer)(\s+)((?=[A-Za-z\-._~+/]*+[0-9])[A-Za-z0-9\-._~+/]{8,}+=*+"
+    r"|[A-Za-z0-9\-._~+/]{16,}+=*+)"
 )
-_BASIC = re.compile(r"(?i)(authorization\s*[:=]\s*basic\s+)([A-Za-z0-9+/]{6,}=*)")
-_CONN_STRING = re.compile(
-    r"\b([a-z][a-z0-9+.-]*://)([^:/?#\s@\"']+):([^@/?#\s\"']+)@", re.IGNORECASE
+_BASIC = re.compile(r"(?i)\b(basic)(\s+)([A-Za-z0-9+/]{8,}+={0,2})(?![A-Za-z0-9+/=])")
+# Any other scheme in an Authorization header: "Authorization: token abc…", "Digest …".
+_AUTH_HEADER = re.compile(
+    r"(?i)\b((?:proxy-)?authorization[\"']?[ \t]*[:=][ \t]*[\"']?)"
+    r"(?!\[REDACTED)(?:([A-Za-z][\w-]*+)([ \t]+))?(?!\[REDACTED)([^\s\"']{8,}+)")
+# scheme://user:password@host — the user part may be empty (redis://:pass@redis:6379).
+_URL_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*+://)([^:/?#\s@\"'<>]*+):"
+    r"(?!\[REDACTED)([^@/\s\"'<>]++)@"
 )
-# key = value / key: value / "key": "value". The key must END with a secret word so that
-# TOKEN_URL, secretKeyRef, max_tokens and DB_PASSWORD_FILE are not touched.
-_KEY_VALUE = re.compile(
-    r"""(?ix)
-    (?P<q>["']?)
-    (?P<key>[A-Za-z0-9_.\-]*?
-        (?:password|passwd|pwd|passphrase|token|secret|api[_-]?key|apikey|private[_-]?key
-          |secret[_-]?key|access[_-]?key|credentials?|auth)
-    )(?P=q)
-    (?P<sep>\s*[=:]\s*)
-    (?:"(?P<dq>[^"\\\n]*(?:\\.[^"\\\n]*)*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s,;&"'}\])]+))
-    """
-)
+
+# --- 2. context -----------------------------------------------------------------------------
+
+_FLAG = re.compile(
+    r"(?i)(?<![\w-])(--?(?:password|passwd|pass|pwd|token|secret|api-key|apikey|auth-token"
+    r"|client-secret)(?:=|[ \t]+))(?!-|\[REDACTED)(\"[^\"\n]*+\"|'[^'\n]*+'|[^\s\"']++)")
+_DB_COMMAND = re.compile(
+    r"(?i)(?<![\w-])(mysql|mysqladmin|mysqldump|mariadb|psql|pg_dump|pg_restore|redis-cli"
+    r"|mongo|mongosh|mongodump)(?![\w-])[^\n]*+")
+_DB_PASSWORD_FLAG = re.compile(r"([ \t]-(?:p|a)[ \t]*+)([^\s\"']++)")
+_KEY_SEP = re.compile(
+    r"""(?<![\w.\-])(?P<key>[A-Za-z_][\w.\-]*+)(?P<q>\\?["']?)(?P<sep>[ \t]*+(?:=>?|:)[ \t]*+)""")
+# The value after a secret name's separator (matched only for names that are secret, so a
+# non-secret "a:…" never scans its value: linear).
+_VALUE = re.compile(
+    r"""\\"(?P<eq>[^"\\\n]*+)\\"|"(?P<dq>[^"\\\n]*+(?:\\.[^"\\\n]*+)*+)"|'(?P<sq>[^'\n]*+)'"""
+    r"""|(?P<bare>[^\s,;&"'}\])\\]++)""")
+# The env list form, as kubectl get -o json / last-applied-configuration write it.
+_ENV_JSON = re.compile(
+    r"\"name\"[ \t]*:[ \t]*\"(?P<key>[^\"\n]{1,128}+)\"[ \t]*,[ \t]*\"value\"[ \t]*:[ \t]*"
+    r"\"(?P<value>[^\"\\\n]*+(?:\\.[^\"\\\n]*+)*+)\"")
+_ENV_YAML = re.compile(
+    r"(?m)^([ \t]*-?[ \t]*name:[ \t]*[\"']?)(?P<key>[\w.\-]{1,128}+)([\"']?[ \t]*\n[ \t]*"
+    r"value:[ \t]*)(?P<value>[^\n]++)")
 _SECRET_KIND = re.compile(r'(?m)(?:"kind"\s*:\s*"Secret"|^\s*kind:\s*Secret\s*$)')
 _JSON_DATA_BLOCK = re.compile(r'"(?:data|stringData)"\s*:\s*\{([^{}]*)\}')
 _JSON_PAIR_VALUE = re.compile(r'("[^"\n]+"\s*:\s*")([^"\n]*)(")')
 _YAML_DATA_HEADER = re.compile(r"(?m)^(\s*)(?:data|stringData):\s*$")
+
+# Words that make a name secret wherever they appear in it, and short ones that must be a
+# whole part of the name (KEY in API_KEY, not in MONKEY_COUNT… well, that too; see _REF).
+_STRONG = ("password", "passwd", "passphrase", "secret", "token", "credential", "apikey",
+           "privatekey", "accesskey", "secretkey")
+_WEAK = frozenset({"pass", "pwd", "pw", "key", "auth", "authorization", "creds", "cred", "sig",
+                   "signature", "dbpass", "passwd"})
+# A name whose last part says it holds a reference, a count or a setting, not the secret.
+_REF = frozenset({"url", "uri", "endpoint", "file", "path", "ref", "name", "type", "id", "ids",
+                  "header", "enabled", "mode", "ttl", "length", "count", "size", "expiry",
+                  "expires", "timeout", "version", "method", "provider", "policy", "field",
+                  "source", "tokens", "keys", "dir", "prefix", "host", "port", "user",
+                  "username", "format", "algorithm", "alg", "kind", "store", "refs",
+                  "rotation", "issuer", "audience", "scope", "scopes", "env", "var"})
+_NAME_PARTS = re.compile(r"[_.\-\s]+|(?<=[a-z0-9])(?=[A-Z])")
+
+# --- 3. entropy -----------------------------------------------------------------------------
+
+_B64_RUN = re.compile(r"(?<![A-Za-z0-9+/_\-\[])[A-Za-z0-9+/_-]{32,}+={0,2}")
+_HEX_RUN = re.compile(r"(?<![A-Za-z0-9])[0-9a-fA-F]{40,}+(?![A-Za-z0-9])")
+# What a long hex run is when it is not a secret: digests, commits, container/trace ids.
+_HEX_CONTEXT = re.compile(
+    r"(?i)(?:sha\d*[:=]|@|://|digest|commit|etag|checksum|hash|revision|rev[ =:]|\bid[ =:\"]"
+    r"|trace|span|container|image|object|fingerprint|build|version|md5|crc)[\w\s\"':=/-]{0,6}$")
 
 
 class _Counter:
@@ -86,25 +169,122 @@ def _key_kind(key: str) -> str:
     return "secret"
 
 
+def secret_name(key: str) -> str | None:
+    """'strong', 'weak' or None: does this variable/field name say it holds a secret?"""
+    parts = [p.lower() for p in _NAME_PARTS.split(key) if p]
+    if not parts or parts[-1] in _REF or (len(parts) > 1 and parts[-1] == "s3"):
+        return None
+    joined = "".join(parts)
+    if any(word in joined for word in _STRONG):
+        return "strong"
+    if any(p in _WEAK or (p.endswith("pass") and p != "bypass") or p.endswith("key")
+           for p in parts):
+        return "weak"
+    return None
+
+
+_PLAIN_WORDS = re.compile(r"[a-z][a-z\-./:]*+")
+_PORTISH = re.compile(r"\d++(?:/\S*+)?")  # host "auth.shop:8080/token" is not a secret
+
+
+def _secret_value(strength: str, value: str) -> bool:
+    value = value.strip()
+    if not value or _NOT_A_VALUE.match(value):
+        return False
+    if value.startswith("/") and " " not in value:  # DB_PASSWORD_FILE-style paths
+        return False
+    if strength == "weak":  # "key=shop/checkoutservice", "auth: basic", "key=42" stay
+        return len(value) >= 6 and not _PLAIN_WORDS.fullmatch(value) and not \
+            _PORTISH.fullmatch(value)
+    return True
+
+
 def _redact_key_values(text: str, counter: _Counter) -> str:
+    # Not re.sub: after a name that is not secret the scan goes on inside its value, so
+    # '"message": "DB_PASS=x"' still finds DB_PASS; a value is only scanned after a secret
+    # name, so every character is looked at a bounded number of times.
+    out: list[str] = []
+    pos = done = 0
+    while True:
+        m = _KEY_SEP.search(text, pos)
+        if m is None:
+            break
+        pos = m.end()
+        key = m.group("key")
+        strength = secret_name(key)
+        if strength is None:
+            continue
+        v = _VALUE.match(text, pos)
+        if v is None:
+            continue
+        group = next(g for g in ("eq", "dq", "sq", "bare") if v.group(g) is not None)
+        if not _secret_value(strength, v.group(group)):
+            continue
+        start, end = v.span(group)
+        out.append(text[done:start])
+        out.append(counter.mark(_key_kind(key)))
+        pos = done = end
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _redact_env_pairs(text: str, counter: _Counter) -> str:
     def sub(m: re.Match[str]) -> str:
-        value = m.group("dq") if m.group("dq") is not None else m.group("sq")
-        if value is None:
-            value = m.group("bare")
-        # "auth" alone is too common in prose ("auth: ok"); only count it with a long value.
-        if not value or _NOT_A_VALUE.match(value):
+        strength = secret_name(m.group("key"))
+        value = m.group("value").strip().strip("\"'")
+        if strength is None or not _secret_value(strength, value):
             return m.group(0)
-        if m.group("key").lower().endswith("auth") and len(value) < 16:
-            return m.group(0)
-        start, end = m.span("dq") if m.group("dq") is not None else (
-            m.span("sq") if m.group("sq") is not None else m.span("bare")
-        )
+        start, end = m.span("value")
         base = m.start(0)
         whole = m.group(0)
-        marked = counter.mark(_key_kind(m.group("key")))
-        return whole[: start - base] + marked + whole[end - base:]
+        return whole[: start - base] + counter.mark(_key_kind(m.group("key"))) + \
+            whole[end - base:]
 
-    return _KEY_VALUE.sub(sub, text)
+    if '"value"' in text:
+        text = _ENV_JSON.sub(sub, text)
+    if "value:" in text:
+        text = _ENV_YAML.sub(sub, text)
+    return text
+
+
+def _redact_db_commands(text: str, counter: _Counter) -> str:
+    def flag(command: str) -> Callable[[re.Match[str]], str]:
+        def sub(m: re.Match[str]) -> str:
+            value = m.group(2)
+            # psql/pg_dump -p is the port; "-p" alone then a flag is mysql's prompt.
+            if value.startswith(("-", "[REDACTED")) or (
+                    command.startswith(("psql", "pg_")) and value.isdigit()):
+                return m.group(0)
+            return m.group(1) + counter.mark("password")
+        return sub
+
+    def line(m: re.Match[str]) -> str:
+        return _DB_PASSWORD_FLAG.sub(flag(m.group(1).lower()), m.group(0))
+
+    return _DB_COMMAND.sub(line, text)
+
+
+def _redact_pem_tails(text: str, counter: _Counter) -> str:
+    """Base64 lines right above a PRIVATE KEY END line: the body of a PEM block whose BEGIN
+    line is gone (``tail -n 20`` of a log that printed a key)."""
+    if "-----END" not in text:
+        return text
+    out: list[str] = []
+    last = 0
+    for m in _PEM_END.finditer(text):
+        before = text[last:m.start()]
+        lines = before.split("\n")
+        # lines[-1] is what precedes END on its own line (usually empty)
+        i = len(lines) - 2
+        while i >= 0 and _PEM_BODY_LINE.fullmatch(lines[i]) and "[REDACTED" not in lines[i]:
+            i -= 1
+        if i < len(lines) - 2:
+            lines[i + 1:len(lines) - 1] = [counter.mark("private_key")]
+        out.append("\n".join(lines))
+        out.append(m.group(0))
+        last = m.end()
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _redact_secret_data(text: str, counter: _Counter) -> str:
@@ -143,13 +323,71 @@ def _redact_secret_data(text: str, counter: _Counter) -> str:
     return "\n".join(lines)
 
 
+def _entropy(value: str) -> float:
+    counts = Counter(value)
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def _random_looking(run: str) -> bool:
+    """A base64 run that reads like key material: mixed case and digits, high entropy."""
+    body = run.rstrip("=")
+    digits = sum(ch.isdigit() for ch in body)
+    upper = sum(ch.isupper() for ch in body[1:])
+    lower = sum(ch.islower() for ch in body)
+    if digits < 2 or upper < 2 or lower < 2:
+        return False
+    if body.count("/") > len(body) // 8 or body.count("-") > len(body) // 8:
+        return False  # a path or a dashed name, not a key
+    return _entropy(body) >= (4.0 if len(body) < 48 else 4.3)
+
+
+def _redact_high_entropy(text: str, counter: _Counter) -> str:
+    def b64(m: re.Match[str]) -> str:
+        return counter.mark("high_entropy") if _random_looking(m.group(0)) else m.group(0)
+
+    def hexrun(m: re.Match[str]) -> str:
+        if _HEX_CONTEXT.search(text, max(0, m.start() - 24), m.start()):
+            return m.group(0)
+        return counter.mark("high_entropy")
+
+    text = _B64_RUN.sub(b64, text)
+    return _HEX_RUN.sub(hexrun, text)
+
+
+def _mark_group(kind: str, keep: tuple[int, ...]) -> Callable[[re.Match[str], _Counter], str]:
+    """Replace the match with the kept groups, then the mark."""
+    def replacement(m: re.Match[str], c: _Counter) -> str:
+        return "".join(m.group(g) or "" for g in keep) + c.mark(kind)
+    return replacement
+
+
+def _basic(m: re.Match[str], c: _Counter) -> str:
+    value = m.group(3)
+    # base64 of "user:pass" has digits, '+/=' or inner capitals; "Basic authentication" not.
+    if not (re.search(r"[0-9+/=]", value) or re.search(r"[A-Z]", value[1:])):
+        return m.group(0)
+    return f"{m.group(1)}{m.group(2)}{c.mark('basic_auth')}"
+
+
+def _auth_header(m: re.Match[str], c: _Counter) -> str:
+    value = m.group(4)
+    if _NOT_A_VALUE.match(value) or _PLAIN_WORDS.fullmatch(value):
+        return m.group(0)
+    scheme = f"{m.group(2)}{m.group(3)}" if m.group(2) else ""
+    return f"{m.group(1)}{scheme}{c.mark('authorization')}"
+
+
 _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str], _Counter], str]]] = [
     (_PEM, lambda m, c: c.mark("private_key")),
     (_JWT, lambda m, c: c.mark("jwt")),
-    (_AWS_ACCESS_KEY, lambda m, c: c.mark("aws_access_key")),
-    (_CONN_STRING, lambda m, c: f"{m.group(1)}{m.group(2)}:{c.mark('conn_string')}@"),
-    (_BEARER, lambda m, c: f"{m.group(1)}{m.group(2)}{c.mark('bearer')}"),
-    (_BASIC, lambda m, c: f"{m.group(1)}{c.mark('basic_auth')}"),
+    (_SLACK_WEBHOOK, _mark_group("slack_webhook", (1,))),
+    *[(pattern, _mark_group(kind, ())) for kind, pattern in _PREFIXED],
+    (_BEARER, _mark_group("bearer", (1, 2))),
+    (_BASIC, _basic),
+    (_AUTH_HEADER, _auth_header),
+    (_URL_USERINFO, lambda m, c: f"{m.group(1)}{m.group(2)}:{c.mark('conn_string')}@"),
+    (_FLAG, _mark_group("password", (1,))),
 ]
 
 
@@ -166,8 +404,12 @@ def redact(text: str) -> tuple[str, int, list[str]]:
     counter = _Counter()
     for pattern, replacement in _RULES:
         text = pattern.sub(partial(_apply, replacement, counter), text)
+    text = _redact_db_commands(text, counter)
+    text = _redact_pem_tails(text, counter)
     text = _redact_secret_data(text, counter)
+    text = _redact_env_pairs(text, counter)
     text = _redact_key_values(text, counter)
+    text = _redact_high_entropy(text, counter)
     return text, counter.count, counter.kinds
 
 

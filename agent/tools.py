@@ -21,10 +21,11 @@ from agent import findings as fnd
 from agent.describe import KIND_ALIASES, KINDS, describe
 from agent.kube import Cluster
 from agent.logs import read_logs
-from agent.protocols import ToolResult, ToolSpec
+from agent.names import NAME_RULES, check_names, check_scope
+from agent.protocols import Preview, ToolResult, ToolSpec
 from agent.redact import redact_result
 from agent.render import events_text, fold_events, involves, pod_unhealthy, pods_table
-from budo.errors import ClusterError, Forbidden, NotFound, ToolArgumentError
+from budo.errors import ClusterError, Conflict, Forbidden, NotFound, ToolArgumentError
 
 _NS = {"type": "string", "description": "Kubernetes namespace, e.g. 'shop'."}
 
@@ -129,13 +130,26 @@ def validate_arguments(tool: str, schema: dict[str, Any], args: dict[str, Any]) 
         raise ArgumentError(f"{tool}: unknown argument(s) {', '.join(unknown)}; "
                             f"it takes {allowed}")
     clean: dict[str, Any] = {}
+    names = NAME_RULES.get(tool, {})
     for name, value in args.items():
         if value is None:
             continue
+        if name in names and not isinstance(value, str):  # a name is never a number/list
+            raise ArgumentError(f"{tool}: {name} must be a name (a string), got {value!r:.80}")
         clean[name] = _coerce(tool, name, properties[name], value)
     missing = [n for n in schema.get("required", []) if n not in clean or clean[n] == ""]
     if missing:
         raise ArgumentError(f"{tool}: missing required argument(s) {', '.join(missing)}")
+    check_names(tool, clean)  # before any URL is built from them
+    return clean
+
+
+def check_call(tool: str, scope: tuple[str, ...], args: dict[str, Any]) -> dict[str, Any]:
+    """The toolbox's ``check`` hook (the loop runs it before any API call and any card):
+    types, names, and for a mutating tool the BUDO_NAMESPACES scope."""
+    clean = validate_arguments(tool, PARAMETERS[tool], args)
+    if tool in MUTATING:
+        check_scope(tool, clean.get("namespace"), scope)
     return clean
 
 
@@ -176,19 +190,20 @@ def error_text(exc: ClusterError) -> str:
     return message
 
 
-def _wrap(tool: str, func: Callable[..., Awaitable[ToolResult]]) -> Callable[..., Any]:
+def _wrap(tool: str, func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
     schema = PARAMETERS[tool]
 
     @functools.wraps(func)
-    async def call(**args: Any) -> ToolResult:
+    async def call(**args: Any) -> Any:
+        extra = {"approved": args.pop("approved")} if "approved" in args else {}
         try:
             clean = validate_arguments(tool, schema, args)
-            result = await func(**clean)
+            result = await func(**clean, **extra)
         except ArgumentError as exc:
             result = ToolResult.failure(str(exc))
         except ClusterError as exc:
             result = ToolResult.failure(error_text(exc))
-        return redact_result(result)
+        return redact_result(result) if isinstance(result, ToolResult) else result
 
     return call
 
@@ -253,8 +268,39 @@ def build_toolbox(cluster: Cluster) -> list[ToolSpec]:
         return await read_logs(cluster, namespace, pod, container=container, tail=tail,
                                previous=previous, since=since, grep=grep)
 
-    async def delete_pod(namespace: str, pod: str) -> ToolResult:
-        deleted = await cluster.delete_pod(namespace, pod)
+    async def delete_pod_preview(namespace: str, pod: str) -> Preview | ToolResult:
+        """Read the pod before anyone is asked: a missing pod gets no card, and the card's
+        approval is bound to this pod's uid."""
+        obj = await cluster.get("pod", pod, namespace)
+        meta = obj.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        if not uid:
+            return ToolResult.failure(f"pod {pod} in namespace {namespace} has no uid; "
+                                      "refusing to ask for a delete that cannot be bound")
+        status = obj.get("status") or {}
+        statuses = status.get("containerStatuses") or []
+        ready = sum(1 for c in statuses if c.get("ready"))
+        restarts = sum(int(c.get("restartCount") or 0) for c in statuses)
+        owners = ", ".join(f"{o.get('kind')}/{o.get('name')}"
+                           for o in meta.get("ownerReferences") or []) or "no owner"
+        current = (f"pod {pod}: {status.get('phase', '?')}, {ready}/{len(statuses)} ready, "
+                   f"{restarts} restarts, owner {owners}, uid {uid}")
+        return Preview(changes=[f"delete pod {namespace}/{pod} (uid {uid})"], current=current,
+                       binding={"uid": uid})
+
+    async def delete_pod(namespace: str, pod: str,
+                         approved: Preview | None = None) -> ToolResult:
+        uid = str((approved.binding if approved else {}).get("uid") or "")
+        if not uid:  # never delete what no card was bound to
+            return ToolResult.failure("delete_pod: no approved pod uid; the action was NOT "
+                                      "performed")
+        try:
+            deleted = await cluster.delete_pod(namespace, pod, uid=uid)
+        except Conflict:
+            return ToolResult.failure(
+                f"pod {pod} in namespace {namespace} was replaced since the approval (its uid "
+                f"is no longer {uid}); it was NOT deleted. Check it with get_pods before "
+                "asking again.")
         owners = (deleted.get("metadata") or {}).get("ownerReferences") or []
         owner = ", ".join(f"{o.get('kind')}/{o.get('name')}" for o in owners)
         after = (f"its owner {owner} will create a replacement" if owner
@@ -265,13 +311,18 @@ def build_toolbox(cluster: Cluster) -> list[ToolSpec]:
         "list_namespaces": list_namespaces, "get_pods": get_pods, "get_events": get_events,
         "describe": describe_tool, "logs": logs, "delete_pod": delete_pod,
     }
+    previews = {"delete_pod": delete_pod_preview}
     return [
         ToolSpec(name=name, description=DESCRIPTIONS[name], parameters=PARAMETERS[name],
-                 func=_wrap(name, func), mutating=(name == "delete_pod"),
-                 check=functools.partial(validate_arguments, name, PARAMETERS[name]),
+                 func=_wrap(name, func), mutating=name in MUTATING,
+                 check=functools.partial(check_call, name, cluster.namespaces),
+                 preview=_wrap(name, previews[name]) if name in previews else None,
                  summarise=SUMMARIES.get(name))
         for name, func in funcs.items()
     ]
+
+
+MUTATING = frozenset({"delete_pod"})
 
 
 SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {

@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION
 from bot.commands import help_reply, parse_slash
 from bot.handlers import Handlers
+from bot.inbound import dedupe_middleware
 
 
 def build_bolt_app(client: AsyncWebClient, bot_token: str, signing_secret: str | None,
@@ -37,6 +38,7 @@ def build_bolt_app(client: AsyncWebClient, bot_token: str, signing_secret: str |
     # request when the listener returns (~1 ms) instead of polling for the ack every 10 ms.
     app = AsyncApp(client=client, signing_secret=signing_secret or "", authorize=authorize,
                    name="budo", process_before_response=True)
+    app.use(dedupe_middleware(handlers.store))  # after Bolt's signature check
 
     @app.command(re.compile(r"^/budo"))
     async def on_slash(ack: Any, body: dict[str, Any]) -> None:

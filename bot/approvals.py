@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -64,10 +65,10 @@ class OnCallPolicy:
         return None
 
     def describe(self) -> str:
-        names = [f"<@{u}>" for u in sorted(self.users)]
-        if self.usergroup:
+        names: list[str] = [blocks.mention(u) for u in sorted(self.users)]
+        if self.usergroup and re.fullmatch(r"[A-Z0-9]+", self.usergroup):
             names.append(f"<!subteam^{self.usergroup}>")
-        return ", ".join(names) or "nobody is configured"
+        return blocks.Safe(", ".join(names) or "nobody is configured")
 
 
 @dataclass
@@ -80,13 +81,13 @@ class _Waiting:
     message_ts: str | None = None
 
 
-def _decided_line(record: ApprovalRecord) -> str:
+def _decided_line(record: ApprovalRecord) -> blocks.Safe:
     at = blocks.utc_clock(record.decided_at)
     if record.status == "approved":
-        return f"✅ Approved by <@{record.decided_by}> at {at}"
+        return blocks.Safe(f"✅ Approved by {blocks.mention(record.decided_by)} at {at}")
     if record.status == "denied":
-        return f"🚫 Denied by <@{record.decided_by}> at {at}"
-    return f"⌛ Expired — denied ({at})"
+        return blocks.Safe(f"🚫 Denied by {blocks.mention(record.decided_by)} at {at}")
+    return blocks.Safe(f"⌛ Expired — denied ({at})")
 
 
 class ApprovalDesk:
@@ -105,23 +106,35 @@ class ApprovalDesk:
         return SlackApprover(self, channel, thread_ts, requester, before_post)
 
     async def on_click(self, approval_id: str, approved: bool, user: str, channel: str,
-                       thread_ts: str | None) -> None:
-        """The Approve/Deny handler's work (after ack). Never raises."""
+                       thread_ts: str | None, *, message_ts: str = "") -> None:
+        """The Approve/Deny handler's work (after ack). Never raises. A click counts only
+        from the channel and message of the approval's own card."""
         try:
-            answer = await self._decide(approval_id, approved, user)
+            answer = await self._decide(approval_id, approved, user, channel, message_ts)
         except BudoError as exc:
-            answer = f"Nothing changed: {exc}"
+            answer = f"Nothing changed: {blocks.escape(str(exc))}"
         await self.poster.tell(channel, user, answer, thread_ts)
 
-    async def _decide(self, approval_id: str, approved: bool, user: str) -> str | None:
+    async def _decide(self, approval_id: str, approved: bool, user: str, channel: str,
+                      message_ts: str) -> str | None:
         try:
             record = await self.store.get_approval(approval_id)
         except ApprovalNotFound:
             return "This approval does not exist (anymore). Nothing changed."
-        if record.status != "pending":
-            return f"This approval is already closed: {_decided_line(record)}. Nothing changed."
         waiting = self.waiting.get(approval_id)
         run = await self.store.get_run(record.run_id)
+        card_ts = (waiting.message_ts if waiting else None) or record.message_ts
+        card_channel = waiting.channel if waiting else run.channel
+        if not card_ts or message_ts != card_ts or channel != card_channel:
+            await self.store.record(record.run_id, "approval_refused", {
+                "approval_id": approval_id, "tool": record.tool, "user": user,
+                "wanted": "approve" if approved else "deny",
+                "reason": "the click did not come from this approval's card",
+                "channel": channel, "message_ts": message_ts}, actor=user)
+            return ("🙅 This button is not on this approval's card; only the card budo posted "
+                    "can approve or deny it. Nothing changed.")
+        if record.status != "pending":
+            return f"This approval is already closed: {_decided_line(record)}. Nothing changed."
         refusal = await self.policy.refusal(user, run.requester)
         if refusal:
             await self.store.record(record.run_id, "approval_refused", {
@@ -176,7 +189,7 @@ class SlackApprover:
         try:
             text, body = blocks.approval_card(record.id, req.summary, req.reason,
                                               desk.policy.describe(), record.expires_at,
-                                              self.requester)
+                                              self.requester, args=req.args)
             try:
                 waiting.message_ts = await desk.poster.post(self.channel, text, body,
                                                             thread_ts=self.thread_ts)

@@ -3,11 +3,16 @@
 Every builder returns ``(text, blocks)``: ``text`` is the notification/fallback line Slack
 shows where blocks cannot render, ``blocks`` is valid Block Kit within the documented limits
 (50 blocks, 3000 chars per section, 150 per header, 75 per button label, 2000 per value).
-Anything user- or model-supplied is escaped (``&<>``) and trimmed, never trusted to fit.
+Anything from outside (the cluster, the model, the asker) is escaped (``&<>``) by ``escape``
+in ``text`` and in blocks alike, and trimmed, never trusted to fit: Slack renders
+``<!channel>``, ``<@U…>`` and ``<url|label>`` in the notification ``text`` too. The only
+mentions and links in a message are the ones budo builds (``mention``, ``link``), marked
+``Safe`` so that ``escape`` leaves them alone.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -39,9 +44,32 @@ Blocks = list[dict[str, Any]]
 # --- text helpers -------------------------------------------------------------------------
 
 
+class Safe(str):
+    """mrkdwn budo built itself (its own mentions and links, outside parts already escaped):
+    ``escape`` returns it unchanged. Anything else is outside text."""
+
+
 def escape(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn treats as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape the three characters Slack's mrkdwn treats as control characters. The one
+    function for every string from the cluster, the model or a user, in text and blocks."""
+    if isinstance(text, Safe):
+        return text
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_USER_ID = re.compile(r"[A-Z0-9][A-Za-z0-9_]{0,40}")
+
+
+def mention(user: str | None) -> Safe:
+    """``<@U…>`` for a Slack user id; anything that is not an id is shown escaped, inert."""
+    if user and _USER_ID.fullmatch(user):
+        return Safe(f"<@{user}>")
+    return Safe(escape(user or "someone"))
+
+
+def link(url: str, label: str) -> Safe:
+    """A link budo builds (its own permalinks): the label escaped, the URL without ``|>``."""
+    return Safe(f"<{url.replace('|', '%7C').replace('>', '%3E')}|{escape(label)}>")
 
 
 def split_text(text: str, limit: int = MESSAGE_TEXT_LIMIT) -> list[str]:
@@ -148,8 +176,9 @@ def root_message(question: str, requester: str | None, run_id: str, status: str,
                  running: bool) -> tuple[str, Blocks]:
     """The message a run lives under: the question, who asked, the run id, a live status line
     and (while running) the Cancel button."""
-    asker = f" — asked by <@{requester}>" if requester else ""
-    title = f"🔍 Investigating: {escape(trim(question, 2500))}{asker} · run {run_id}"
+    asker = f" — asked by {mention(requester)}" if requester else ""
+    title = f"🔍 Investigating: {escape(trim(question, 2500))}{asker} · run {escape(run_id)}"
+    status = escape(status)
     blocks: Blocks = [section(title), context(status)]
     if running:
         blocks.append({"type": "actions", "elements": [
@@ -157,61 +186,68 @@ def root_message(question: str, requester: str | None, run_id: str, status: str,
     return trim(f"{title}\n{status}", MESSAGE_TEXT_LIMIT), blocks
 
 
-def status_line(step: int, elapsed_s: float, tokens: int, doing: str = "") -> str:
-    doing = f" · {doing}" if doing else ""
-    return f"⏳ step {step} · {format_duration(elapsed_s)} · {tokens:,} tokens{doing}"
+def status_line(step: int, elapsed_s: float, tokens: int, doing: str = "") -> Safe:
+    doing = f" · {escape(trim(doing, 300))}" if doing else ""
+    return Safe(f"⏳ step {step} · {format_duration(elapsed_s)} · {tokens:,} tokens{doing}")
 
 
 # --- the evidence trail -------------------------------------------------------------------
 
 
 def reasoning_message(text: str) -> tuple[str, Blocks]:
-    body = trim(text.strip(), SECTION_TEXT_LIMIT - 20)
-    return trim(f"💭 {body}", MESSAGE_TEXT_LIMIT), [context(f"💭 {escape(body)}")]
+    body = escape(trim(text.strip(), SECTION_TEXT_LIMIT - 20))
+    return trim(f"💭 {body}", MESSAGE_TEXT_LIMIT), [context(f"💭 {body}")]
 
 
 def tool_started(tool: str, args: dict[str, Any]) -> tuple[str, Blocks]:
-    line = f"🔧 `{tool}` {escape(format_args(args))}"
-    return trim(f"🔧 {tool} {format_args(args)} — running", MESSAGE_TEXT_LIMIT), [
-        section(line), context("⏳ running…")]
+    name, shown = escape(trim(tool, 100)), escape(format_args(args))
+    return trim(f"🔧 {name} {shown} — running", MESSAGE_TEXT_LIMIT), [
+        section(f"🔧 `{name}` {shown}"), context("⏳ running…")]
 
 
 def tool_finished(tool: str, args: dict[str, Any], ok: bool, duration_s: float,
                   output: str, error: str | None) -> tuple[str, Blocks]:
     icon = "✅" if ok else "❌"
-    line = f"{icon} `{tool}` {escape(format_args(args))}"
-    outcome = "ok" if ok else f"error: {error or 'failed'}"
+    name, shown = escape(trim(tool, 100)), escape(format_args(args))
+    outcome = escape("ok" if ok else f"error: {error or 'failed'}")
     preview = code_block(output if ok else (error or output or "failed"))
-    summary = f"{trim(escape(outcome), 300)} · {format_duration(duration_s)}"
-    blocks = [section(line), context(summary), section(preview)]
-    return trim(f"{icon} {tool} {format_args(args)} — {outcome}", MESSAGE_TEXT_LIMIT), blocks
+    summary = f"{trim(outcome, 300)} · {format_duration(duration_s)}"
+    blocks = [section(f"{icon} `{name}` {shown}"), context(summary), section(preview)]
+    return trim(f"{icon} {name} {shown} — {outcome}", MESSAGE_TEXT_LIMIT), blocks
 
 
 # --- approvals ----------------------------------------------------------------------------
 
 
 def approval_card(approval_id: str, summary: str, reason: str, approvers: str,
-                  expires_at: float, requester: str | None) -> tuple[str, Blocks]:
-    """The on-call prompt: what will happen, why, who may decide, until when; two buttons."""
+                  expires_at: float, requester: str | None,
+                  args: dict[str, Any] | None = None) -> tuple[str, Blocks]:
+    """The on-call prompt: what will happen (with every argument of the call), why, who may
+    decide, until when; two buttons. ``approvers`` is budo's own mention list."""
     why = escape(trim(reason.strip(), 1500)) if reason.strip() else "_the model gave no reason_"
-    blocks: Blocks = [
-        section(f"⚠️ *Approval needed:* {escape(summary)}"),
+    what = escape(trim(summary, 1000))
+    blocks: Blocks = [section(f"⚠️ *Approval needed:* {what}")]
+    if args is not None:
+        blocks.append(section(f"*Exact call:* `{escape(format_args(args, 2000))}`"))
+    blocks += [
         section(f"*Why the model asked:* {why}"),
         context(f"Who may approve: {approvers}"
-                + (f" (not the requester <@{requester}>)" if requester else ""),
+                + (f" (not the requester {mention(requester)})" if requester else ""),
                 f"Expires at {utc_clock(expires_at)} — no answer means denied"),
         {"type": "actions", "elements": [
             button("Approve", APPROVE_ACTION, approval_id, style="primary"),
             button("Deny", DENY_ACTION, approval_id, style="danger"),
         ]},
     ]
-    return trim(f"⚠️ Approval needed: {summary}", MESSAGE_TEXT_LIMIT), blocks
+    return trim(f"⚠️ Approval needed: {what}", MESSAGE_TEXT_LIMIT), blocks
 
 
 def approval_resolved(summary: str, outcome: str) -> tuple[str, Blocks]:
-    """The card after a decision: same summary, the outcome line, no buttons."""
-    return trim(f"{outcome}: {summary}", MESSAGE_TEXT_LIMIT), [
-        section(f"*Approval:* {escape(summary)}"), context(outcome)]
+    """The card after a decision: same summary, the outcome line (budo's, may be ``Safe``),
+    no buttons."""
+    what, outcome = escape(trim(summary, 1000)), escape(outcome)
+    return trim(f"{outcome}: {what}", MESSAGE_TEXT_LIMIT), [
+        section(f"*Approval:* {what}"), context(outcome)]
 
 
 # --- verdict and failures -----------------------------------------------------------------
@@ -233,15 +269,15 @@ def verdict_message(question: str, verdict: dict[str, Any], evidence_links: Sequ
     evidence = [str(item) for item in verdict.get("evidence") or []]
     title = "⚠️ Partial verdict (turn budget hit)" if truncated else "🧭 Verdict"
     blocks: Blocks = [
-        header(f"{title}: {trim(question, 100)}"),
+        header(f"{title}: {escape(trim(question, 100))}"),
         section(f"*ROOT CAUSE*\n{escape(trim(root_cause, 2800))}"),
     ]
     if evidence:
         lines = []
         for index, item in enumerate(evidence):
-            link = evidence_links[index] if index < len(evidence_links) else None
+            url = evidence_links[index] if index < len(evidence_links) else None
             text = escape(trim(item, 600))
-            lines.append(f"• {text} <{link}|↗ tool call>" if link else f"• {text}")
+            lines.append(f"• {text} {link(url, '↗ tool call')}" if url else f"• {text}")
         blocks.extend(section(f"*EVIDENCE*\n{chunk}") for chunk in
                       split_text("\n".join(lines), SECTION_TEXT_LIMIT - 20))
     blocks.append(section(f"*FIX*\n{escape(trim(fix, 2800))}"))
@@ -250,9 +286,9 @@ def verdict_message(question: str, verdict: dict[str, Any], evidence_links: Sequ
                               "this is its raw answer, best effort."))
     extra = [f"confidence: *{escape(confidence)}*", totals_line(run_id, turns, tokens, elapsed_s)]
     if thread_link:
-        extra.append(f"<{thread_link}|evidence thread>")
+        extra.append(link(thread_link, "evidence thread"))
     blocks.append(context(*extra))
-    text = f"{title} (run {run_id}): {root_cause}\nFix: {fix}"
+    text = f"{title} (run {run_id}): {escape(root_cause)}\nFix: {escape(fix)}"
     return trim(text, MESSAGE_TEXT_LIMIT), capped(blocks)
 
 
@@ -270,19 +306,21 @@ def failure_message(kind: str, question: str, reason: str, run_id: str, turns: i
     title = FAILURE_TITLES.get(kind, FAILURE_TITLES["failed"])
     extra = [totals_line(run_id, turns, tokens, elapsed_s)]
     if thread_link:
-        extra.append(f"<{thread_link}|thread>")
+        extra.append(link(thread_link, "thread"))
+    why = escape(reason if isinstance(reason, Safe) else trim(reason or "no reason given", 2800))
     blocks: Blocks = [
-        header(f"{title}: {trim(question, 100)}"),
-        section(f"*Reason:* {escape(trim(reason or 'no reason given', 2800))}"),
+        header(f"{title}: {escape(trim(question, 100))}"),
+        section(f"*Reason:* {why}"),
         context(*extra),
     ]
-    return trim(f"{title} (run {run_id}): {reason}", MESSAGE_TEXT_LIMIT), blocks
+    return trim(f"{title} (run {escape(run_id)}): {why}", MESSAGE_TEXT_LIMIT), blocks
 
 
-def outcome_status(kind: str, reason: str, turns: int, tokens: int, elapsed_s: float) -> str:
+def outcome_status(kind: str, reason: str, turns: int, tokens: int, elapsed_s: float) -> Safe:
     """The root message's last status line."""
     done = {"succeeded": "✅ verdict posted", "failed": "❌ failed", "cancelled": "🛑 cancelled",
             "interrupted": "⚠️ interrupted", "crashed": "💥 internal error"}.get(kind, kind)
-    tail = f": {trim(reason, 300)}" if reason and kind != "succeeded" else ""
-    return (f"{done}{tail} · {turns} turns · {tokens:,} tokens · "
-            f"{format_duration(elapsed_s)}")
+    shown = reason if isinstance(reason, Safe) else trim(reason, 300)
+    tail = f": {escape(shown)}" if reason and kind != "succeeded" else ""
+    return Safe(f"{escape(done)}{tail} · {turns} turns · {tokens:,} tokens · "
+                f"{format_duration(elapsed_s)}")

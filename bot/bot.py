@@ -26,6 +26,7 @@ from agent.protocols import ChatModel, ToolSpec
 from bot.app import build_bolt_app
 from bot.approvals import ApprovalDesk, OnCallPolicy
 from bot.handlers import Handlers
+from bot.inbound import malformed, signed
 from bot.poster import SlackPoster, make_web_client
 from bot.runs import RunManager
 from budo import wiring
@@ -133,6 +134,14 @@ class BudoBot:
     async def _slack_events(self, request: web.Request) -> web.Response:
         if not self.started:
             return web.Response(status=503, text="budo is not ready")
+        body = await request.read()
+        problem = malformed(body, request.content_type)
+        if problem is not None:
+            if not signed(self.settings.slack_signing_secret or "", body, request.headers):
+                return web.json_response({"error": "invalid request"}, status=401)
+            log.warning("rejected a signed but malformed Slack request (%s): %s",
+                        request.content_type or "no content type", problem)
+            return web.json_response({"error": f"malformed request: {problem}"}, status=400)
         bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 

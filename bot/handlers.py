@@ -16,8 +16,8 @@ from bot.approvals import ApprovalDesk
 from bot.commands import HELP_TEXT, Command, question_from_mention
 from bot.poster import SlackPoster
 from bot.runs import RunManager
-from budo.errors import BudoError
-from storage import Store, export_jsonl, export_markdown
+from budo.errors import BudoError, RunNotFound
+from storage import RunRecord, Store, export_jsonl, export_markdown
 
 log = logging.getLogger("budo.bot.handlers")
 
@@ -64,7 +64,7 @@ class Handlers:
             else:
                 note = HELP_TEXT
         except BudoError as exc:
-            note = f"budo: {exc}"
+            note = f"budo: {blocks.escape(str(exc))}"
         except Exception as exc:
             log.exception("/budo %s failed", command.kind)
             note = f"budo hit an internal error ({type(exc).__name__}); it is logged."
@@ -103,8 +103,19 @@ class Handlers:
         return "\n".join(lines)
 
     async def export(self, channel: str, run_id: str | None) -> str:
-        run = await self.store.get_run(run_id) if run_id else await self.store.latest_run(channel)
-        if run is None:
+        """Only a Slack run started in this very channel is uploaded, and only into it: the
+        trail holds cluster data the channel's members were shown, nobody else's."""
+        if run_id:
+            try:
+                run: RunRecord | None = await self.store.get_run(run_id)
+            except RunNotFound:
+                run = None
+            if run is None or run.source != "slack" or run.channel != channel:
+                # The same answer whether it exists elsewhere or not at all.
+                return f"There is no run {run_id} in this channel."
+        else:
+            run = await self.store.latest_run(channel)
+        if run is None or run.source != "slack" or run.channel != channel:
             return "No investigation in this channel yet, so nothing to export."
         events = await self.store.events(run.id)
         files = [
@@ -113,7 +124,7 @@ class Handlers:
             {"content": export_jsonl(events) or "\n", "filename": f"budo-{run.id}.jsonl",
              "title": f"budo {run.id} audit trail"},
         ]
-        target, thread = (run.channel, run.thread_ts) if run.channel else (channel, None)
+        target, thread = channel, run.thread_ts
         await self.poster.upload(target, thread, files,
                                  comment=f"📎 Export of run {run.id} ({run.status}, "
                                          f"{len(events)} events)")
@@ -137,22 +148,24 @@ class Handlers:
                 _, note = await self.runs.start(question, channel=channel, user=user,
                                                 thread_ts=thread_ts)
         except BudoError as exc:
-            note = f"budo: {exc}"
+            note = f"budo: {blocks.escape(str(exc))}"
         await self.poster.tell(channel, user, note, thread_ts)
 
     # --- buttons --------------------------------------------------------------------------
 
     async def decide(self, body: dict[str, Any], approved: bool) -> None:
         action, channel, user, thread_ts = _click(body)
+        message_ts = str((body.get("container") or {}).get("message_ts") or
+                         (body.get("message") or {}).get("ts") or "")
         await self.desk.on_click(str(action.get("value") or ""), approved, user, channel,
-                                 thread_ts)
+                                 thread_ts, message_ts=message_ts)
 
     async def cancel(self, body: dict[str, Any]) -> None:
         action, channel, user, thread_ts = _click(body)
         try:
             note = await self.runs.cancel(str(action.get("value") or ""), user)
         except BudoError as exc:
-            note = f"budo: {exc}"
+            note = f"budo: {blocks.escape(str(exc))}"
         await self.poster.tell(channel, user, note, thread_ts)
 
 

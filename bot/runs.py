@@ -49,7 +49,7 @@ class ActiveRun:
         if self.interrupting:
             return Stop("interrupted", SHUTDOWN_REASON)
         if self.cancelled_by:
-            return Stop("cancelled", f"cancelled by <@{self.cancelled_by}>")
+            return Stop("cancelled", f"cancelled by <@{self.cancelled_by}>", by=self.cancelled_by)
         return Stop()
 
 

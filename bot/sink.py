@@ -200,6 +200,8 @@ class SlackEventSink:
             kind, reason = event.kind, event.reason
             if isinstance(event, RunFailed) and event.internal:
                 kind = "crashed"
+            if isinstance(event, RunCancelled) and event.by:  # a mention budo builds itself
+                reason = blocks.Safe(f"cancelled by {blocks.mention(event.by)}")
             text, body = blocks.failure_message(kind, self.thread.question, reason,
                                                 self.thread.run_id, turns, tokens, elapsed,
                                                 thread_link)
@@ -213,7 +215,7 @@ class SlackEventSink:
         if self.outcome_ts:
             where = blocks.permalink(self.thread.channel, self.outcome_ts,
                                      base=self.thread.link_base)
-            line += f" · <{where}|outcome in the channel>"
+            line = blocks.Safe(f"{line} · {blocks.link(where, 'outcome in the channel')}")
         status_text, status_body = blocks.root_message(
             self.thread.question, self.thread.requester, self.thread.run_id, line, running=False)
         try:

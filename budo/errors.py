@@ -15,7 +15,8 @@ catch *our* types and the original stays on ``__cause__`` for the log.
     ├── ClusterError               the Kubernetes API failed (tools turn these into tool errors)
     │   ├── ClusterUnreachable     connection refused / timeout / no kubeconfig
     │   ├── Forbidden              403 (RBAC) or a namespace outside BUDO_NAMESPACES
-    │   └── NotFound               404
+    │   ├── NotFound               404
+    │   └── Conflict               409: a precondition (the approved uid) no longer holds
     ├── StoreError                 the audit store failed (corrupt file, read-only, disk full)
     │   ├── RunAlreadyActive       a thread already has a running run (``.run_id`` names it)
     │   ├── RunNotFound            no run with that id
@@ -83,6 +84,10 @@ class Forbidden(ClusterError):
 
 class NotFound(ClusterError):
     """The object does not exist (404)."""
+
+
+class Conflict(ClusterError):
+    """409: the object changed (e.g. a delete's uid precondition failed)."""
 
 
 class StoreError(BudoError):

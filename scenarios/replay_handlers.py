@@ -88,7 +88,7 @@ async def dispatch(server: ReplayServer, request: web.Request) -> web.Response:
     if sub == "log":
         return _logs(server, request, namespace or "", name or "")
     if verb == "delete":
-        return _delete(server, request, res, namespace or "", name or "")
+        return await _delete(server, request, res, namespace or "", name or "")
     if name is not None:
         return _get(server, request, res, namespace, name)
     return _list(server, request, res, namespace)
@@ -193,10 +193,22 @@ def _logs(server: ReplayServer, request: web.Request, namespace: str,
     return web.Response(status=200, text=body, content_type="text/plain")
 
 
-def _delete(server: ReplayServer, request: web.Request, res: Resource, namespace: str,
-            name: str) -> web.Response:
+async def _delete(server: ReplayServer, request: web.Request, res: Resource, namespace: str,
+                  name: str) -> web.Response:
     pod = server.state.find(res.kind, namespace, name)
     if pod is None:
         return fail(404, f'pods "{name}" not found', name=name, kind="pods")
+    # DeleteOptions.preconditions, as apiserver's generic registry store checks them
+    # (staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go, Delete →
+    # preconditions.Check): a mismatch is 409 Conflict and nothing is deleted.
+    body = await request.read()
+    options = json.loads(body) if body.strip() else {}
+    pre = (options.get("preconditions") or {}) if isinstance(options, dict) else {}
+    meta = pod["metadata"]
+    for key, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+        if pre.get(key) and pre[key] != meta.get(key):
+            return fail(409, f'Operation cannot be fulfilled on pods "{name}": Precondition '
+                        f"failed: {label} in precondition: {pre[key]}, {label} in object meta: "
+                        f"{meta.get(key)}", name=name, kind="pods")
     gone = server.state.delete_pod(namespace, name, request.headers.get("User-Agent", ""))
     return reply(gone)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scenarios.expand import endpoints_for, event_object
-from scenarios.expand_pods import healthy_copy, stable_suffix
+from scenarios.expand_pods import healthy_copy, stable_suffix, stable_uid
 from scenarios.model import ContainerLogs, Scenario
 from scenarios.times import TIMESTAMP, fmt, parse_timestamp, shift_timestamps
 
@@ -86,6 +86,9 @@ class ReplayState:
             fresh_name = name if owner["kind"] == "StatefulSet" else \
                 f"{owner['name']}-{stable_suffix(f'{name}/{len(self.deletions)}', 5)}"
             fresh = healthy_copy(pod, fresh_name, now)
+            # A recreated pod is a new object: a new uid even when (StatefulSet) the name is
+            # the same — that is what a uid precondition on a delete relies on.
+            fresh["metadata"]["uid"] = stable_uid(f"{namespace}/{fresh_name}/{len(self.deletions)}")
             ip = fresh["status"].get("podIP")
             if ip:  # a new sandbox gets a new address on the same node
                 head, _, last = ip.rpartition(".")

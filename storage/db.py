@@ -20,6 +20,7 @@ import aiosqlite
 
 from budo.errors import StoreError
 from storage.chain import sql_event_hash
+from storage.migrations_security import MIGRATIONS as SECURITY_MIGRATIONS
 
 # (version, name, statements). Never edit a released entry: add a new one.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -89,6 +90,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "CREATE INDEX approvals_pending ON approvals (status) WHERE status = 'pending'",
         "CREATE INDEX approvals_run ON approvals (run_id)",
     ]),
+    *SECURITY_MIGRATIONS,
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 

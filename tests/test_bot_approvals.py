@@ -188,3 +188,29 @@ async def test_shutdown_interrupts_and_a_click_after_restart_changes_nothing(
         await click(h2, "budo_approve", card, ONCALL_USER)
         assert "Nothing changed" in await ephemeral_for(h2, ONCALL_USER)
         assert cluster.deletions == []
+
+
+async def test_a_click_counts_only_from_its_own_card(slack, scripted_model, tmp_path: Path):
+    cluster = FakeCluster()
+    model = await scripted_model(DELETE_SCRIPT)
+    async with running_bot(slack, model.url, cluster.tools(), tmp_path,
+                           approval_timeout=30.0) as h:
+        slack.add_channel("C_OTHER", "elsewhere")
+        root, card = await start_and_wait_for_card(h)
+        run_id = root.text.split("· run ")[1].split()[0]
+        # The right approval id, pressed on another message and from another channel.
+        await h.sim.block_action("budo_approve", card.approval_id, user_id=ONCALL_USER,
+                                 channel_id=CHANNEL, message_ts=root.ts)
+        await h.sim.block_action("budo_approve", card.approval_id, user_id=ONCALL_USER,
+                                 channel_id="C_OTHER", message_ts=card.ts)
+        assert "not on this approval's card" in await ephemeral_for(h, ONCALL_USER)
+        await slack.wait_for(lambda: len(slack.ephemerals("C_OTHER", ONCALL_USER)) == 1,
+                             message="no answer in the other channel")
+        assert cluster.deletions == []
+        assert slack.message(CHANNEL, card.ts).blocks == card.blocks   # still open
+        refused = [e for e in await h.store.events(run_id) if e.kind == "approval_refused"]
+        assert len(refused) == 2 and all("card" in e.payload["reason"] for e in refused)
+        # The card itself still works.
+        await click(h, "budo_approve", card, ONCALL_USER)
+        await h.top_level("🧭 Verdict")
+        assert cluster.deletions == [("shop", POD)]

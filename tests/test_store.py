@@ -16,7 +16,7 @@ import pytest
 from agent.events import RunCancelled, RunFailed, RunInterrupted, RunStarted
 from budo.errors import RunAlreadyActive, RunNotFound, StoreError
 from storage import AuditSink, Store
-from storage.db import LATEST_VERSION
+from storage.db import LATEST_VERSION, MIGRATIONS
 from tests.fixtures.store import QUESTION, VERDICT, record_checkout_typo_run
 
 
@@ -38,7 +38,7 @@ async def test_migrations_create_schema_from_empty_and_rerun_is_a_no_op(store_pa
     with sqlite3.connect(store_path) as conn:
         versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert versions == [(LATEST_VERSION,)]
+    assert versions == [(v,) for v, _, _ in MIGRATIONS] and versions[-1] == (LATEST_VERSION,)
     assert mode == "wal"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agent.kube import Cluster
-from agent.protocols import ToolResult, ToolSpec
+from agent.protocols import Preview, ToolResult, ToolSpec
 from agent.tools import build_toolbox
 from budo import wiring
 from budo.config import Settings
@@ -177,9 +177,34 @@ async def test_not_found_is_an_actionable_tool_error(typo: Tools) -> None:
 
 async def test_delete_pod_deletes_through_the_tool(typo: Tools) -> None:
     victim = typo.pod("checkoutservice")
-    text = ok(await typo("delete_pod", namespace="shop", pod=victim))
+    preview = await typo.specs["delete_pod"].preview(namespace="shop", pod=victim)
+    assert isinstance(preview, Preview) and preview.binding["uid"]
+    text = ok(await typo("delete_pod", namespace="shop", pod=victim, approved=preview))
     assert f"deleted pod {victim}" in text and "ReplicaSet/" in text
     assert victim in str(typo.server.deletions)
+    delete = [r for r in typo.server.requests if r.method == "DELETE"]
+    assert [r.path for r in delete] == [f"/api/v1/namespaces/shop/pods/{victim}"]
+
+
+async def test_delete_pod_refuses_a_pod_replaced_since_the_approval(typo: Tools) -> None:
+    # A StatefulSet pod comes back under the same name with a new uid: an approval given for
+    # the old pod must not delete the new one (DeleteOptions.preconditions.uid → 409).
+    name = typo.pod("checkoutservice")
+    preview = await typo.specs["delete_pod"].preview(namespace="shop", pod=name)
+    assert isinstance(preview, Preview)
+    pod = typo.server.state.find("Pod", "shop", name)
+    pod["metadata"]["uid"] = "0d3c2f7e-1111-4222-8333-944455556666"   # recreated meanwhile
+    result = await typo("delete_pod", namespace="shop", pod=name, approved=preview)
+    assert not result.ok and "was replaced since the approval" in (result.error or "")
+    assert "NOT deleted" in (result.error or "")
+    assert typo.server.deletions == [] and typo.server.state.find("Pod", "shop", name)
+    assert [r.method for r in typo.server.requests].count("DELETE") == 1  # asked, refused
+
+
+async def test_delete_pod_without_an_approved_preview_does_nothing(typo: Tools) -> None:
+    result = await typo("delete_pod", namespace="shop", pod=typo.pod("checkoutservice"))
+    assert not result.ok and "NOT performed" in (result.error or "")
+    assert not [r for r in typo.server.requests if r.method == "DELETE"]
 
 
 # --- API failures ------------------------------------------------------------------------------
