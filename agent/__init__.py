@@ -26,6 +26,8 @@ from agent.events import (
     ToolRequested,
     Truncated,
     VerdictReached,
+    VerificationStarted,
+    Verified,
 )
 from agent.loop import Budgets, RunOutcome, Stop, past_conversation, run_investigation
 from agent.protocols import (
@@ -64,6 +66,6 @@ __all__ = [
     "ModelRequest", "OpenAIChatModel", "Preview", "Redacted", "RunCancelled", "RunFailed",
     "RunInterrupted", "RunOutcome", "RunStarted", "Stop", "Terminal", "ToolCall",
     "ToolFinished", "ToolRequested", "ToolResult", "ToolSpec", "Truncated", "Usage",
-    "VerdictReached", "build_toolbox", "cut", "cut_middle", "format_args", "labels",
-    "one_line", "past_conversation", "run_investigation",
+    "VerdictReached", "VerificationStarted", "Verified", "build_toolbox", "cut", "cut_middle",
+    "format_args", "labels", "one_line", "past_conversation", "run_investigation",
 ]

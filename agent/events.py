@@ -108,6 +108,26 @@ class ApprovalDecided(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class VerificationStarted(Event):
+    kind: ClassVar[str] = "verification_started"
+    call_id: str
+    tool: str
+    timeout_s: float        # BUDO_VERIFY_TIMEOUT: how long it may watch
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verified(Event):
+    kind: ClassVar[str] = "verified"
+    call_id: str
+    tool: str
+    summary: str            # the call in one line: "set env X on deployment/y in shop"
+    ok: bool
+    outcome: str            # "rolled out: 1/1 ready in 4.2 s" / "not ready after 120 s"
+    details: list[str] = field(default_factory=list)  # findings of the new pods
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Truncated(Event):
     kind: ClassVar[str] = "truncated"
     call_id: str

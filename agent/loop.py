@@ -40,6 +40,8 @@ from agent.events import (
     ToolRequested,
     Truncated,
     VerdictReached,
+    VerificationStarted,
+    Verified,
 )
 from agent.guards import clip, wrap_untrusted
 from agent.protocols import (
@@ -52,6 +54,7 @@ from agent.protocols import (
     ToolCall,
     ToolResult,
     ToolSpec,
+    Verification,
 )
 from agent.verdict import Verdict, parse_verdict
 from budo.errors import BudgetExceeded, BudoError, ToolArgumentError
@@ -66,6 +69,7 @@ class Budgets:
     run_timeout: float = 600.0
     tool_timeout: float = 30.0
     tool_output_chars: int = 8000
+    verify_timeout: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,43 @@ class _Run:
         extra = {"approved": preview} if preview is not None else {}
         result = await self.run_tool(spec.name, spec.func, {**args, **extra})
         assert isinstance(result, ToolResult)
+        if spec.verify is not None and result.ok:
+            result = await self.verify(call, spec, args, preview, result)
         await self.finish_call(call, result, time.monotonic() - started)
+
+    async def verify(self, call: ToolCall, spec: ToolSpec, args: dict[str, Any],
+                     preview: Preview | None, result: ToolResult) -> ToolResult:
+        """Watch what an approved action did, under BUDO_VERIFY_TIMEOUT (not the per-tool
+        budget); the model reads the outcome, so a fix that did not work means more work."""
+        assert spec.verify is not None
+        limit = self.budgets.verify_timeout
+        await self.emit(VerificationStarted(run_id=self.run_id, call_id=call.id,
+                                            tool=spec.name, timeout_s=limit))
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(limit + 5.0):  # the verifier stops itself at `limit`
+                seen = await spec.verify(args, preview, limit)
+        except TimeoutError:
+            seen = Verification(False, f"verification did not finish within {limit:g}s")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            seen = Verification(False, f"verification failed: {type(exc).__name__}: {exc}")
+        took = round(time.monotonic() - started, 3)
+        await self.emit(Verified(run_id=self.run_id, call_id=call.id, tool=spec.name,
+                                 summary=spec.describe_call(args), ok=seen.ok,
+                                 outcome=seen.summary, details=list(seen.details),
+                                 duration_s=seen.duration_s or took))
+        facts = "".join(f"\n- {d}" for d in seen.details)
+        if seen.ok:
+            return ToolResult(True, f"{result.output.rstrip()}\nVERIFIED: {seen.summary}{facts}",
+                              findings=result.findings, redactions=result.redactions,
+                              redaction_kinds=result.redaction_kinds)
+        return ToolResult(False, result.output, error=(
+            f"{result.output.strip()} — but the verification failed: {seen.summary}{facts}. "
+            "The change IS applied; investigate why before concluding."),
+            findings=result.findings, redactions=result.redactions,
+            redaction_kinds=result.redaction_kinds)
 
     async def ask_approval(self, call: ToolCall, spec: ToolSpec, args: dict[str, Any],
                            reasoning: str, preview: Preview | None) -> ApprovalDecision:

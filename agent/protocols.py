@@ -112,8 +112,21 @@ class Preview:
     binding: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Verification:
+    """What a mutating call's verifier observed after it ran (e.g. a rollout watched until its
+    new pods were Ready, or its own deadline passed). ``summary`` is one line for humans
+    ("rolled out: 2/2 ready in 4.1 s"); ``details`` are facts about what is not right."""
+
+    ok: bool
+    summary: str
+    details: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
 ArgsCheck = Callable[[dict[str, Any]], dict[str, Any]]
 PreviewFunc = Callable[..., Awaitable["Preview | ToolResult"]]
+VerifyFunc = Callable[..., Awaitable[Verification]]
 
 
 @dataclass(frozen=True)
@@ -124,7 +137,9 @@ class ToolSpec:
     ``budo.errors.ToolArgumentError`` — no API call, no card), then for a mutating tool
     ``preview(**args)`` (a ``ToolResult`` here means refused: it goes back to the model and no
     card is posted), the approval, and ``func(**args)`` (``func(**args, approved=preview)``
-    when there was a preview)."""
+    when there was a preview). When ``func`` succeeded and the tool has ``verify``, the loop
+    then awaits ``verify(args, preview, timeout)`` under its own budget (BUDO_VERIFY_TIMEOUT,
+    not the per-tool one); the outcome is an event and part of the result the model reads."""
 
     name: str
     description: str
@@ -134,6 +149,7 @@ class ToolSpec:
     check: ArgsCheck | None = None
     preview: PreviewFunc | None = None
     summarise: Callable[[dict[str, Any]], str] | None = None  # one line for humans
+    verify: VerifyFunc | None = None
 
     def describe_call(self, args: dict[str, Any]) -> str:
         """One line for humans: the tool's own summary, else ``name(k=v, …)``."""

@@ -208,8 +208,9 @@ def _wrap(tool: str, func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
     return call
 
 
-def build_toolbox(cluster: Cluster) -> list[ToolSpec]:
-    """The six tools bound to ``cluster``, validated, error-translated and redacted."""
+def build_toolbox(cluster: Cluster, max_replicas: int = 50) -> list[ToolSpec]:
+    """The read tools, delete_pod and the four actions (agent/actions.py) bound to
+    ``cluster``, validated, error-translated and redacted."""
 
     async def list_namespaces() -> ToolResult:
         items = await cluster.list_namespaces()
@@ -312,6 +313,8 @@ def build_toolbox(cluster: Cluster) -> list[ToolSpec]:
         "describe": describe_tool, "logs": logs, "delete_pod": delete_pod,
     }
     previews = {"delete_pod": delete_pod_preview}
+    from agent.actions import build_actions
+
     return [
         ToolSpec(name=name, description=DESCRIPTIONS[name], parameters=PARAMETERS[name],
                  func=_wrap(name, func), mutating=name in MUTATING,
@@ -319,7 +322,7 @@ def build_toolbox(cluster: Cluster) -> list[ToolSpec]:
                  preview=_wrap(name, previews[name]) if name in previews else None,
                  summarise=SUMMARIES.get(name))
         for name, func in funcs.items()
-    ]
+    ] + build_actions(cluster, max_replicas)
 
 
 MUTATING = frozenset({"delete_pod"})

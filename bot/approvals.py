@@ -79,6 +79,7 @@ class _Waiting:
     summary: str
     requester: str | None
     message_ts: str | None = None
+    changes: tuple[str, ...] = ()  # the dry run's diff, kept on the closed card
 
 
 def _decided_line(record: ApprovalRecord) -> blocks.Safe:
@@ -156,7 +157,7 @@ class ApprovalDesk:
     async def _close_card(self, waiting: _Waiting, line: str) -> None:
         if not waiting.message_ts:
             return
-        text, body = blocks.approval_resolved(waiting.summary, line)
+        text, body = blocks.approval_resolved(waiting.summary, line, waiting.changes)
         try:
             await self.poster.update_now(waiting.channel, waiting.message_ts, text, body)
         except SlackError as exc:
@@ -182,14 +183,18 @@ class SlackApprover:
             record = await desk.store.create_approval(req.run_id, req.tool, req.args, desk.ttl_s)
         except BudoError as exc:
             return ApprovalDecision(False, None, f"could not ask on-call ({exc}): denied")
+        preview = req.preview
         waiting = _Waiting(asyncio.get_running_loop().create_future(), req.run_id, self.channel,
-                           req.summary, self.requester)
+                           req.summary, self.requester,
+                           changes=tuple(preview.changes) if preview else ())
         # Registered before the card exists, so even the fastest click finds its future.
         desk.waiting[record.id] = waiting
         try:
             text, body = blocks.approval_card(record.id, req.summary, req.reason,
                                               desk.policy.describe(), record.expires_at,
-                                              self.requester, args=req.args)
+                                              self.requester, args=req.args,
+                                              changes=waiting.changes,
+                                              current=preview.current if preview else "")
             try:
                 waiting.message_ts = await desk.poster.post(self.channel, text, body,
                                                             thread_ts=self.thread_ts)

@@ -219,17 +219,32 @@ def tool_finished(tool: str, args: dict[str, Any], ok: bool, duration_s: float,
 # --- approvals ----------------------------------------------------------------------------
 
 
+def change_lines(changes: Sequence[str], current: str = "") -> Blocks:
+    """The dry run's diff (one change a line) and the object's state now, escaped."""
+    blocks: Blocks = []
+    if changes:
+        body = "\n".join(f"• {escape(trim(c, 400))}" for c in changes[:20])
+        more = f"\n… and {len(changes) - 20} more" if len(changes) > 20 else ""
+        blocks.append(section(f"*Change (server-side dry run):*\n{body}{more}"))
+    if current:
+        blocks.append(context(f"Now: {escape(trim(current, 600))}"))
+    return blocks
+
+
 def approval_card(approval_id: str, summary: str, reason: str, approvers: str,
                   expires_at: float, requester: str | None,
-                  args: dict[str, Any] | None = None) -> tuple[str, Blocks]:
-    """The on-call prompt: what will happen (with every argument of the call), why, who may
-    decide, until when; two buttons. ``approvers`` is budo's own mention list."""
+                  args: dict[str, Any] | None = None, changes: Sequence[str] = (),
+                  current: str = "") -> tuple[str, Blocks]:
+    """The on-call prompt: what will happen (with every argument of the call and the dry run's
+    diff), why, who may decide, until when; two buttons. ``approvers`` is budo's own mention
+    list."""
     why = escape(trim(reason.strip(), 1500)) if reason.strip() else "_the model gave no reason_"
     what = escape(trim(summary, 1000))
     blocks: Blocks = [section(f"⚠️ *Approval needed:* {what}")]
     if args is not None:
         blocks.append(section(f"*Exact call:* `{escape(format_args(args, 2000))}`"))
     blocks += [
+        *change_lines(changes, current),
         section(f"*Why the model asked:* {why}"),
         context(f"Who may approve: {approvers}"
                 + (f" (not the requester {mention(requester)})" if requester else ""),
@@ -239,15 +254,28 @@ def approval_card(approval_id: str, summary: str, reason: str, approvers: str,
             button("Deny", DENY_ACTION, approval_id, style="danger"),
         ]},
     ]
-    return trim(f"⚠️ Approval needed: {what}", MESSAGE_TEXT_LIMIT), blocks
+    diff = escape("".join(f"\n{c}" for c in changes))
+    return trim(f"⚠️ Approval needed: {what}{diff}", MESSAGE_TEXT_LIMIT), blocks
 
 
-def approval_resolved(summary: str, outcome: str) -> tuple[str, Blocks]:
-    """The card after a decision: same summary, the outcome line (budo's, may be ``Safe``),
-    no buttons."""
+def approval_resolved(summary: str, outcome: str,
+                      changes: Sequence[str] = ()) -> tuple[str, Blocks]:
+    """The card after a decision: same summary and diff, the outcome line (budo's, may be
+    ``Safe``), no buttons."""
     what, outcome = escape(trim(summary, 1000)), escape(outcome)
     return trim(f"{outcome}: {what}", MESSAGE_TEXT_LIMIT), [
-        section(f"*Approval:* {what}"), context(outcome)]
+        section(f"*Approval:* {what}"), *change_lines(changes), context(outcome)]
+
+
+def verification_message(summary: str, ok: bool, outcome: str,
+                         details: Sequence[str]) -> tuple[str, Blocks]:
+    """What the watched rollout did: ✅ rolled out … / ❌ not ready after … with findings."""
+    icon = "✅" if ok else "❌"
+    what, said = escape(trim(summary, 1000)), escape(trim(outcome, 300))
+    blocks: Blocks = [section(f"{icon} *{said}* — {what}")]
+    if details:
+        blocks.append(section("\n".join(f"• {escape(trim(d, 400))}" for d in details[:10])))
+    return trim(f"{icon} {said} — {what}", MESSAGE_TEXT_LIMIT), blocks
 
 
 # --- verdict and failures -----------------------------------------------------------------
@@ -260,7 +288,8 @@ def totals_line(run_id: str, turns: int, tokens: int, elapsed_s: float) -> str:
 
 def verdict_message(question: str, verdict: dict[str, Any], evidence_links: Sequence[str | None],
                     run_id: str, turns: int, tokens: int, elapsed_s: float,
-                    thread_link: str | None, truncated: bool = False) -> tuple[str, Blocks]:
+                    thread_link: str | None, truncated: bool = False,
+                    actions: Sequence[str] = ()) -> tuple[str, Blocks]:
     """The verdict, posted at the channel's top level: ROOT CAUSE, EVIDENCE (each item linked
     to the tool call it came from, when one matches), FIX, confidence and totals."""
     root_cause = str(verdict.get("root_cause") or "").strip() or "(the model named no root cause)"
@@ -281,6 +310,9 @@ def verdict_message(question: str, verdict: dict[str, Any], evidence_links: Sequ
         blocks.extend(section(f"*EVIDENCE*\n{chunk}") for chunk in
                       split_text("\n".join(lines), SECTION_TEXT_LIMIT - 20))
     blocks.append(section(f"*FIX*\n{escape(trim(fix, 2800))}"))
+    if actions:  # what budo did about it, with the verified outcome
+        blocks.append(section("*ACTION*\n" + "\n".join(f"• {escape(trim(a, 600))}"
+                                                         for a in actions[:10])))
     if not verdict.get("structured", True) and verdict.get("raw"):
         blocks.append(context("The model did not answer in the expected format; "
                               "this is its raw answer, best effort."))

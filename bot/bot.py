@@ -68,7 +68,7 @@ class BudoBot:
         from agent.tools import build_toolbox
 
         self._cluster = wiring.cluster(settings)
-        return build_toolbox(self._cluster)
+        return build_toolbox(self._cluster, settings.max_replicas)
 
     async def start(self) -> None:
         """Check the token (auth.test), build the model, tools and the Bolt app; announce runs

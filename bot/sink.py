@@ -37,6 +37,8 @@ from agent import (
     ToolFinished,
     ToolRequested,
     VerdictReached,
+    VerificationStarted,
+    Verified,
 )
 from bot import blocks
 from bot.evidence import ToolCallRecord, match_evidence
@@ -76,6 +78,7 @@ class SlackEventSink:
         self.started = time.monotonic()
         self.doing = "starting"
         self.outcome_ts: str | None = None  # the top-level outcome message, once posted
+        self.actions: list[str] = []    # verified actions, for the verdict message
         self.posted = 0              # messages this sink posted (benchmarks check none is lost)
         self.failures = 0            # Slack calls that failed (logged, the run goes on)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -150,6 +153,15 @@ class SlackEventSink:
             self._status()
         elif isinstance(event, VerdictReached | RunFailed | RunCancelled | RunInterrupted):
             await self._outcome(event)
+        elif isinstance(event, VerificationStarted):
+            self.doing = f"verifying the rollout (up to {event.timeout_s:g} s)"
+            self._status()
+        elif isinstance(event, Verified):
+            icon = "✅" if event.ok else "❌"
+            self.actions.append(f"{icon} {event.summary}: {event.outcome}")
+            text, body = blocks.verification_message(event.summary, event.ok, event.outcome,
+                                                     event.details)
+            await self._post(text, body)
 
     async def _tool_finished(self, event: ToolFinished) -> None:
         call = self.calls.get(event.call_id)
@@ -195,7 +207,8 @@ class SlackEventSink:
             links = [self.thread.link(m.ts) if m else None for m in matches]
             text, body = blocks.verdict_message(self.thread.question, event.verdict, links,
                                                 self.thread.run_id, turns, tokens, elapsed,
-                                                thread_link, truncated=event.truncated)
+                                                thread_link, truncated=event.truncated,
+                                                actions=self.actions)
         else:
             kind, reason = event.kind, event.reason
             if isinstance(event, RunFailed) and event.internal:

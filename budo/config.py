@@ -83,6 +83,17 @@ class Settings:
         default=30.0,
         metadata={"env": "BUDO_TOOL_TIMEOUT", "doc": "Seconds one tool call may take."},
     )
+    verify_timeout: float = field(
+        default=120.0,
+        metadata={"env": "BUDO_VERIFY_TIMEOUT", "doc": "Seconds an approved rollout-changing "
+                  "action is watched until its new pods are updated and ready (its own budget, "
+                  "not the per-tool one)."},
+    )
+    max_replicas: int = field(
+        default=50,
+        metadata={"env": "BUDO_MAX_REPLICAS", "doc": "The most replicas the `scale` action may "
+                  "ask for (0 ≤ replicas ≤ this)."},
+    )
     tool_output_chars: int = field(
         default=8000,
         metadata={"env": "BUDO_TOOL_OUTPUT_CHARS", "doc": "A tool result longer than this "
@@ -151,10 +162,13 @@ class Settings:
             "BUDO_RUN_TIMEOUT": self.run_timeout, "BUDO_TOOL_TIMEOUT": self.tool_timeout,
             "BUDO_TOOL_OUTPUT_CHARS": self.tool_output_chars, "BUDO_LLM_TIMEOUT": self.llm_timeout,
             "BUDO_APPROVAL_TIMEOUT": self.approval_timeout,
+            "BUDO_VERIFY_TIMEOUT": self.verify_timeout,
         }
         for name, number in positive.items():
             if number <= 0:
                 raise ConfigError(f"{name} must be greater than 0, got {number}")
+        if self.max_replicas < 0:
+            raise ConfigError(f"BUDO_MAX_REPLICAS must be 0 or more, got {self.max_replicas}")
 
     def require_slack(self) -> None:
         """What `budo serve` needs: a bot token, and a signing secret unless in Socket Mode."""

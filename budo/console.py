@@ -26,6 +26,8 @@ from agent import (
     ToolRequested,
     Truncated,
     VerdictReached,
+    VerificationStarted,
+    Verified,
     cut_middle,
     format_args,
 )
@@ -72,6 +74,7 @@ class TerminalSink:
         self.color = self.out.isatty() if color is None else color
         self.requester = requester
         self.started = time.monotonic()
+        self.actions: list[str] = []   # verified actions, repeated under the verdict
 
     def _style(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.color else text
@@ -112,6 +115,10 @@ class TerminalSink:
         elif isinstance(event, ApprovalRequested):
             p("  │  ┌─ ⚠️  " + self._style("Approval needed", "1;33"))
             p(f"  │  │  {event.summary}")
+            for change in event.changes:
+                p("  │  │    " + self._style(change, "1"))
+            if event.current:
+                p(self._style(f"  │  │  now: {event.current}", "2"))
             if event.reason:
                 p(f"  │  │  why: {' '.join(event.reason.split())[:200]}")
             p("  │  └─ [ Approve ]  [ Deny ]")
@@ -119,6 +126,14 @@ class TerminalSink:
             who = f" by {event.decided_by}" if event.decided_by else ""
             text = f"✅ Approved{who}" if event.approved else f"🚫 Denied{who} ({event.reason})"
             p(f"  │     {text}")
+        elif isinstance(event, VerificationStarted):
+            p(self._style(f"  │     ⏳ watching the rollout (up to {event.timeout_s:g} s)", "2"))
+        elif isinstance(event, Verified):
+            line = f"{'✅' if event.ok else '❌'} {event.outcome}"
+            self.actions.append(f"{line} — {event.summary}")
+            p(f"  │     {line}")
+            for detail in event.details[:5]:
+                p("  │       " + self._style(detail[:PREVIEW_WIDTH * 2], "33"))
         elif isinstance(event, VerdictReached):
             self._verdict(event)
         elif isinstance(event, RunFailed):
@@ -143,6 +158,8 @@ class TerminalSink:
                 p(f"  • {item}")
         if v.get("fix"):
             p(self._style("FIX", "1") + f"  {v['fix']}")
+        for action in self.actions:
+            p(self._style("ACTION", "1") + f"  {action}")
         extra = "" if v.get("structured", True) else " · (unstructured answer kept as is)"
         p(self._style(f"confidence {v.get('confidence', 'unknown')} · run {event.run_id} · "
                       f"{event.turns} turns · {event.tokens} tokens · "

@@ -30,12 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "see `budo sandbox --list`")
     parser.add_argument("--scripted", action="store_true",
                         help="play the scripted golden path even if a model answers")
+    parser.add_argument("--approve", action="store_true",
+                        help="approve the proposed fix without asking, then watch it roll out "
+                        "(the replay cluster is in memory; nothing real changes)")
+
+
+MUTATING = ("delete_pod", "rollout_restart", "rollout_undo", "scale", "set_env")
 
 
 def with_approval_step(turns: list[Any], namespace: str, pod: str | None) -> list[Any]:
-    """The golden path plus one restart request before the answer, so the demo shows the
-    approval card and the gate (at a terminal you decide; without one it is denied)."""
-    if pod is None or any(c.get("tool") == "delete_pod" for t in turns
+    """The golden path, plus one restart request before the answer when it proposes no action
+    itself, so the demo always shows the approval card and the gate (at a terminal you decide;
+    without one it is denied; --approve says yes)."""
+    if pod is None or any(c.get("tool") in MUTATING for t in turns
                           for c in (t.get("calls") or []) if isinstance(t, dict)):
         return list(turns)
     step = {
@@ -67,7 +74,8 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
         answers, status = (False, "--scripted given") if args.scripted else (
             await configured_model_status(settings))
         sink = TerminalSink(out, requester="you (demo)")
-        approver = TerminalApprover()
+        approver = TerminalApprover(auto_approve=args.approve,
+                                    user="you (--approve)" if args.approve else "terminal user")
         budgets = wiring.budgets(settings)
         if answers:
             print(f"model: {status}", file=out)
@@ -88,9 +96,15 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
                     db_path=settings.db_path, budgets=budgets, namespace=scenario.namespace,
                     sinks=[sink], approver=approver, requester="demo")
         deleted = [f"{d.namespace}/{d.name}" for d in incident.server.deletions]
+        patched = [f"{w.kind.lower()}/{w.name} in {w.namespace}"
+                   for w in incident.server.state.rollouts.writes]
     print(file=out)
+    how = "approved with --approve" if args.approve else "approved at the prompt"
     if deleted:
-        print(f"cluster: deleted {', '.join(deleted)} (approved at the prompt)", file=out)
+        print(f"cluster: deleted {', '.join(deleted)} ({how})", file=out)
+    if patched:
+        print(f"cluster: patched {', '.join(patched)} ({how}; the replay cluster only)",
+              file=out)
     return await _summarise(outcome, scenario, settings.db_path)
 
 

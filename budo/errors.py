@@ -16,7 +16,7 @@ catch *our* types and the original stays on ``__cause__`` for the log.
     │   ├── ClusterUnreachable     connection refused / timeout / no kubeconfig
     │   ├── Forbidden              403 (RBAC) or a namespace outside BUDO_NAMESPACES
     │   ├── NotFound               404
-    │   └── Conflict               409: a precondition (the approved uid) no longer holds
+    │   └── Conflict               409: changed since approved (uid or resourceVersion precondition)
     ├── StoreError                 the audit store failed (corrupt file, read-only, disk full)
     │   ├── RunAlreadyActive       a thread already has a running run (``.run_id`` names it)
     │   ├── RunNotFound            no run with that id
@@ -87,7 +87,7 @@ class NotFound(ClusterError):
 
 
 class Conflict(ClusterError):
-    """409: the object changed (e.g. a delete's uid precondition failed)."""
+    """409: the object changed since it was approved (uid or resourceVersion precondition)."""
 
 
 class StoreError(BudoError):

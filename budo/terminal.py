@@ -31,18 +31,25 @@ from budo.console import TerminalSink
 
 @dataclass
 class TerminalApprover:
-    """Asks on stdin when it is a TTY; otherwise denies, saying why."""
+    """Asks on stdin when it is a TTY; otherwise denies, saying why. ``auto_approve`` (the
+    demo's --approve) says yes without asking, and says so."""
 
     stdin: TextIO | None = None
     out: TextIO | None = None
     user: str = "terminal user"
+    auto_approve: bool = False
 
     async def request(self, req: ApprovalRequest) -> ApprovalDecision:
         stdin = self.stdin or sys.stdin
         out = self.out or sys.stdout
+        if self.auto_approve:
+            return ApprovalDecision(True, self.user, "approved (--approve)")
         if not stdin.isatty():
             return ApprovalDecision(False, None, "no TTY to ask for approval: denied")
-        prompt = f"  │  Approve {req.summary} [{req.tool}({format_args(req.args)})]? [y/N] "
+        diff = "".join(f"\n  │      {c}" for c in (req.preview.changes if req.preview else []))
+        prompt = (f"  │  Approve {req.summary} [{req.tool}({format_args(req.args)})]?{diff}"
+                  "\n  │  [y/N] " if diff else
+                  f"  │  Approve {req.summary} [{req.tool}({format_args(req.args)})]? [y/N] ")
         print(prompt, end="", file=out, flush=True)
         answer = await asyncio.to_thread(stdin.readline)
         if answer.strip().lower() in {"y", "yes"}:
@@ -103,7 +110,8 @@ async def run(args: argparse.Namespace) -> int:
                                       namespaces=settings.namespaces)
     async with wiring.chat_model(settings) as model:
         outcome = await investigate(
-            args.question, model=model, tools=build_toolbox(cluster), db_path=settings.db_path,
+            args.question, model=model, tools=build_toolbox(cluster, settings.max_replicas),
+            db_path=settings.db_path,
             budgets=budgets, namespace=args.namespace, sinks=[TerminalSink()],
         )
     return exit_code(outcome)

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 
 def budgets(settings: Settings) -> Budgets:
     """BUDO_MAX_TURNS / BUDO_MAX_TOKENS / BUDO_RUN_TIMEOUT / BUDO_TOOL_TIMEOUT /
-    BUDO_TOOL_OUTPUT_CHARS."""
+    BUDO_TOOL_OUTPUT_CHARS / BUDO_VERIFY_TIMEOUT."""
     return Budgets(settings.max_turns, settings.max_tokens, settings.run_timeout,
-                   settings.tool_timeout, settings.tool_output_chars)
+                   settings.tool_timeout, settings.tool_output_chars,
+                   verify_timeout=settings.verify_timeout)
 
 
 def chat_model(settings: Settings, **overrides: Any) -> OpenAIChatModel:

@@ -63,9 +63,24 @@ def build(doc: dict[str, Any], now: datetime, path: Path) -> Scenario:
         namespace=ns_default, now=now, objects=objects, logs=logs,
         expect_root_cause=_patterns(doc, "root_cause"), expect_fix=_patterns(doc, "fix"),
         script=doc.get("script", []), description=doc.get("description", ""), source=path,
+        remedies=_remedies(doc, objects, file),
     )
     _check_script(scenario, file)
     return scenario
+
+
+def _remedies(doc: dict[str, Any], objects: list[dict[str, Any]], file: str
+              ) -> list[dict[str, Any]]:
+    remedies = []
+    for i, given in enumerate(doc.get("remedies", [])):
+        remedy = {**given, "namespace": given.get("namespace", doc["namespace"])}
+        if not any(o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")
+                   and o["metadata"]["name"] == remedy["workload"]
+                   and o["metadata"].get("namespace") == remedy["namespace"] for o in objects):
+            raise ScenarioError(file, f"remedies[{i}].workload", f"no workload "
+                                f"{remedy['workload']!r} in namespace {remedy['namespace']!r}")
+        remedies.append(remedy)
+    return remedies
 
 
 def _patterns(doc: dict[str, Any], key: str) -> list[str]:

@@ -13,6 +13,7 @@ from scenarios.expand_pods import (
     stable_suffix,
     stable_uid,
 )
+from scenarios.merge import deep_merge, env_list
 from scenarios.times import fmt, parse_time
 
 NAMESPACED = {
@@ -97,13 +98,6 @@ def node_object(spec: dict[str, Any], index: int, now: datetime) -> dict[str, An
     }
 
 
-def env_list(env: Any) -> list[dict[str, Any]]:
-    if isinstance(env, dict):
-        return [{"name": k, "value": str(v) if not isinstance(v, bool) else str(v).lower()}
-                for k, v in env.items()]
-    return [dict(item) for item in env or []]
-
-
 def _container(body: dict[str, Any], name: str) -> dict[str, Any]:
     ports = []
     for port in body.get("ports", []):
@@ -155,17 +149,9 @@ class Expander:
         started = parse_time(w.get("started", "-2d"), self.now) or self.now
         replicas = w.get("replicas", 1)
         main = _container(w, w.get("container", "server"))
-        containers = [main] + [_container(c, c["name"]) for c in w.get("containers", [])]
         states = [_state(w)] + [_state(c) for c in w.get("containers", [])]
         init = [copy.deepcopy(c) for c in w.get("initContainers", [])]
-        pod_spec: dict[str, Any] = {
-            "containers": containers, "restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
-            "serviceAccountName": "default", "terminationGracePeriodSeconds": 5,
-            "schedulerName": "default-scheduler", "securityContext": {},
-        }
-        if init:
-            pod_spec["initContainers"] = init
-        pod_spec.update(copy.deepcopy(w.get("podSpec", {})))
+        pod_spec = _pod_spec(w)
         objects: list[dict[str, Any]] = []
         revision = w.get("revision", 1)
         if kind == "StatefulSet":
@@ -201,6 +187,7 @@ class Expander:
                            ownerReferences=[_owner("apps/v1", "Deployment", name, ns)])
             rs_template = copy.deepcopy(template)
             rs_template["metadata"]["labels"] = pod_labels
+            objects[1:1] = self._history(w, ns, name, labels, created)
             objects.insert(1, {
                 "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": rs_meta,
                 "spec": {"replicas": replicas, "selector": {"matchLabels": pod_labels},
@@ -217,6 +204,29 @@ class Expander:
         self.workload_objects[(ns, name)] = [
             (o["kind"], ns, o["metadata"]["name"]) for o in objects]
         return objects
+
+    def _history(self, w: dict[str, Any], ns: str, name: str, labels: dict[str, str],
+                 created: datetime) -> list[dict[str, Any]]:
+        """Earlier revisions (`history:`): ReplicaSets scaled to 0, what `rollout undo` uses."""
+        sets = []
+        for old in w.get("history", []):
+            revision = old["revision"]
+            body = deep_merge({k: v for k, v in w.items() if k != "history"},
+                              {k: v for k, v in old.items() if k != "revision"})
+            rs_hash = stable_suffix(f"{ns}/{name}/{revision}", 10)
+            rs_labels = {**labels, "pod-template-hash": rs_hash}
+            sets.append({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": meta("ReplicaSet", f"{name}-{rs_hash}", ns, created,
+                                 labels=rs_labels,
+                                 annotations={"deployment.kubernetes.io/revision": str(revision)},
+                                 ownerReferences=[_owner("apps/v1", "Deployment", name, ns)]),
+                "spec": {"replicas": 0, "selector": {"matchLabels": rs_labels},
+                         "template": {"metadata": {"labels": rs_labels},
+                                      "spec": _pod_spec(body)}},
+                "status": {"replicas": 0, "observedGeneration": 1},
+            })
+        return sets
 
     def _controller(self, kind: str, name: str, ns: str, labels: dict[str, str],
                     template: dict[str, Any], replicas: int, ready: int, created: datetime,
@@ -310,6 +320,21 @@ class Expander:
                      "ipFamilyPolicy": "SingleStack", "internalTrafficPolicy": "Cluster"},
             "status": {"loadBalancer": {}},
         }
+
+
+def _pod_spec(w: dict[str, Any]) -> dict[str, Any]:
+    main = _container(w, w.get("container", "server"))
+    containers = [main] + [_container(c, c["name"]) for c in w.get("containers", [])]
+    init = [copy.deepcopy(c) for c in w.get("initContainers", [])]
+    pod_spec: dict[str, Any] = {
+        "containers": containers, "restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+        "serviceAccountName": "default", "terminationGracePeriodSeconds": 5,
+        "schedulerName": "default-scheduler", "securityContext": {},
+    }
+    if init:
+        pod_spec["initContainers"] = init
+    pod_spec.update(copy.deepcopy(w.get("podSpec", {})))
+    return pod_spec
 
 
 def _owner(api: str, kind: str, name: str, ns: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import yaml
 
 from budo.errors import ScenarioError
 from scenarios.build import build
+from scenarios.merge import merge_named
 from scenarios.model import Scenario
 from scenarios.validate import Checker, check_document, check_now
 
@@ -85,9 +86,9 @@ def merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     out["_base_events"] = len(base.get("events", []))
     for key, value in child.items():
         if key == "workloads":
-            out[key] = _merge_named(out.get(key, []), value, ("namespace", "name"), out)
+            out[key] = merge_named(out.get(key, []), value, ("namespace", "name"), out)
         elif key == "nodes":
-            out[key] = _merge_named(out.get(key, []), value, ("name",), out)
+            out[key] = merge_named(out.get(key, []), value, ("name",), out)
         elif key == "namespaces":
             out[key] = list(dict.fromkeys([*out.get(key, []), *value]))
         elif key in ("objects", "events", "remove"):
@@ -97,39 +98,6 @@ def merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
         elif key != "extends":
             out[key] = copy.deepcopy(value)
     return out
-
-
-def _merge_named(base: list[dict[str, Any]], child: list[dict[str, Any]],
-                 keys: tuple[str, ...], doc: dict[str, Any]) -> list[dict[str, Any]]:
-    def ident(item: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(item.get(k) or (doc.get("namespace") if k == "namespace" else "")
-                     for k in keys)
-
-    merged = [copy.deepcopy(b) for b in base]
-    index = {ident(item): i for i, item in enumerate(merged)}
-    for item in child:
-        if ident(item) in index:
-            merged[index[ident(item)]] = deep_merge(merged[index[ident(item)]], item)
-        else:
-            merged.append(copy.deepcopy(item))
-    return merged
-
-
-def deep_merge(base: Any, child: Any, key: str = "") -> Any:
-    if key == "env":
-        from scenarios.expand import env_list
-
-        by_name = {e["name"]: e for e in env_list(base)}
-        by_name.update({e["name"]: e for e in env_list(child)})
-        return list(by_name.values())
-    if key == "containers" and isinstance(base, list) and isinstance(child, list):
-        return _merge_named(base, child, ("name",), {})
-    if isinstance(base, dict) and isinstance(child, dict):
-        out = dict(base)
-        for k, v in child.items():
-            out[k] = deep_merge(base[k], v, k) if k in base else copy.deepcopy(v)
-        return out
-    return copy.deepcopy(child)
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:

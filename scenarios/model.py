@@ -32,6 +32,8 @@ class Scenario:
     script: list[dict[str, Any]] = field(default_factory=list)
     description: str = ""
     source: Path | None = None
+    # What fixes the incident and the live symptoms that stop then (replay_rollout.py).
+    remedies: list[dict[str, Any]] = field(default_factory=list)
 
     def find(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         for obj in self.objects:

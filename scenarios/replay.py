@@ -40,7 +40,8 @@ class Faults:
     error_status: answer API requests with this HTTP status (e.g. 500) as a Status body;
     error_paths: only requests whose path contains one of these substrings (empty: all);
     delay: seconds to wait before answering; forbidden_namespaces: 403 in these;
-    drop_connections: close the socket without answering (the client sees a reset).
+    drop_connections: close the socket without answering (the client sees a reset);
+    deny_writes: a validating admission webhook denies every PATCH (dry runs too) with this.
     To refuse connections outright use ``await server.refuse_connections()``."""
 
     error_status: int | None = None
@@ -48,10 +49,12 @@ class Faults:
     delay: float = 0.0
     forbidden_namespaces: set[str] = field(default_factory=set)
     drop_connections: bool = False
+    deny_writes: str | None = None
 
     def clear(self) -> None:
         self.error_status, self.error_paths, self.delay = None, [], 0.0
         self.forbidden_namespaces, self.drop_connections = set(), False
+        self.deny_writes = None
 
 
 @dataclass(frozen=True)

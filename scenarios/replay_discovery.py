@@ -12,6 +12,7 @@ SERVER_VERSION = {
     "platform": "linux/amd64",
 }
 READ = ["get", "list", "watch"]
+WRITE = ("get", "list", "watch", "patch")  # PATCH only: scenarios/replay_patch.py
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,10 @@ RESOURCES = [
     Resource("", "v1", "events", "Event", True, ("ev",)),
     Resource("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
     Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",)),
-    Resource("apps", "v1", "deployments", "Deployment", True, ("deploy",)),
+    Resource("apps", "v1", "deployments", "Deployment", True, ("deploy",), WRITE),
     Resource("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",)),
-    Resource("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",)),
-    Resource("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",)),
+    Resource("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",), WRITE),
+    Resource("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), WRITE),
     Resource("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
 ]
 GROUPS = {"apps": "v1", "events.k8s.io": "v1"}
@@ -100,6 +101,10 @@ def resource_list(group_name: str, version: str) -> dict[str, Any] | None:
         if res.kind == "Pod":
             resources.append({"name": "pods/log", "singularName": "", "namespaced": True,
                               "kind": "Pod", "verbs": ["get"]})
+        if res.kind in ("Deployment", "StatefulSet"):
+            resources.append({"name": f"{res.plural}/scale", "singularName": "",
+                              "namespaced": True, "group": "autoscaling", "version": "v1",
+                              "kind": "Scale", "verbs": ["get", "patch"]})
     gv = f"{group_name}/{version}" if group_name else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
             "resources": resources}

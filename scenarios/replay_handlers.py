@@ -21,6 +21,7 @@ from scenarios.replay_discovery import (
     to_events_v1,
 )
 from scenarios.replay_logs import LogError, choose_text, cut, pick_container
+from scenarios.replay_patch import SCALABLE, handle_patch, scale_of
 from scenarios.replay_selectors import SelectorError, field_selector, label_selector
 from scenarios.replay_state import ReplayState
 from scenarios.replay_table import table, wants_table
@@ -78,10 +79,14 @@ async def dispatch(server: ReplayServer, request: web.Request) -> web.Response:
         return fail(404, "the server could not find the requested resource")
     name = rest[1] if len(rest) > 1 else None
     sub = rest[2] if len(rest) > 2 else None
-    if len(rest) > 3 or (sub and (res.kind, sub) != ("Pod", "log")):
+    if len(rest) > 3 or (sub and (res.kind, sub) != ("Pod", "log") and not (
+            sub == "scale" and res.kind in SCALABLE)):
         return fail(404, "the server could not find the requested resource")
-    verb = {"GET": "list" if name is None else "get", "DELETE": "delete"}.get(request.method)
-    if verb is None or (verb == "delete" and "delete" not in res.verbs):
+    server.state.rollouts.tick()  # controllers catch up before anyone looks
+    verb = {"GET": "list" if name is None else "get", "DELETE": "delete",
+            "PATCH": "patch"}.get(request.method)
+    if verb is None or (verb in ("delete", "patch") and verb not in res.verbs) or (
+            verb == "patch" and name is None):
         return fail(405, "the server does not allow this method on the requested resource",
                     name=name, kind=res.plural, group=res.group)
     if namespace in server.faults.forbidden_namespaces or (
@@ -91,6 +96,12 @@ async def dispatch(server: ReplayServer, request: web.Request) -> web.Response:
         return _logs(server, request, namespace or "", name or "")
     if verb == "delete":
         return await _delete(server, request, res, namespace or "", name or "")
+    if verb == "patch":
+        return await handle_patch(server, request, res, namespace or "", name or "", sub)
+    if sub == "scale":
+        obj = server.state.find(res.kind, namespace, name or "")
+        return reply(scale_of(obj)) if obj else fail(404, f'{res.plural}.{res.group} "{name}" '
+                                                      "not found", name=name, kind=res.plural)
     if name is not None:
         return _get(server, request, res, namespace, name)
     return _list(server, request, res, namespace)

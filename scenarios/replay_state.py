@@ -53,6 +53,9 @@ class ReplayState:
         }
         self.deletions: list[Deletion] = []
         self.resource_version = 100000
+        from scenarios.replay_rollout import Rollouts
+
+        self.rollouts = Rollouts(self, scenario)  # what controllers do after a PATCH
 
     def find(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         for obj in self.objects:

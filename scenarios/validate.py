@@ -13,13 +13,16 @@ from typing import Any
 from budo.errors import ScenarioError
 from scenarios.times import parse_duration, parse_time, parse_timestamp
 
-TOOLS = ("list_namespaces", "get_pods", "get_events", "describe", "logs", "delete_pod")
+TOOLS = ("list_namespaces", "get_pods", "get_events", "describe", "logs", "delete_pod",
+         "rollout_restart", "rollout_undo", "scale", "set_env")
 STATES = ("running", "crashloop", "waiting", "terminated", "pending")
 
 TOP_KEYS = {
     "name", "title", "extends", "namespace", "now", "question", "description", "namespaces",
-    "nodes", "workloads", "objects", "remove", "events", "logs", "expect", "script",
+    "nodes", "workloads", "objects", "remove", "events", "logs", "expect", "script", "remedies",
 }
+REMEDY_KEYS = {"workload", "namespace", "env", "image", "symptoms"}
+HISTORY_KEYS = {"revision", "image", "env", "command", "args", "resources"}
 STATE_KEYS = {
     "state", "reason", "message", "exitCode", "restarts", "ready", "lastState", "phase",
 }
@@ -30,6 +33,7 @@ CONTAINER_KEYS = {
 WORKLOAD_KEYS = (CONTAINER_KEYS - {"name"}) | {
     "name", "namespace", "kind", "replicas", "revision", "labels", "created", "started", "node",
     "container", "initContainers", "containers", "pods", "podSpec", "annotations", "service",
+    "history",
 }
 SERVICE_KEYS = {"name", "type", "port", "targetPort", "selector", "ports", "clusterIP"}
 NODE_KEYS = {"name", "cpu", "memory", "pods", "labels", "ready", "conditions", "taints", "created"}
@@ -171,6 +175,32 @@ def check_document(c: Checker, doc: Any, stem: str, is_base: bool, extends: bool
                 c.regex(pattern, f"expect.{key}[{i}]")
     if "script" in doc:
         _check_script(c, doc["script"])
+    for i, remedy in enumerate(c.seq(doc.get("remedies", []), "remedies")):
+        check_remedy(c, remedy, f"remedies[{i}]")
+
+
+def check_remedy(c: Checker, remedy: Any, path: str) -> None:
+    """A fixed template (env values and/or an image) and the live symptoms it stops."""
+    c.mapping(remedy, path, REMEDY_KEYS)
+    c.name(remedy.get("workload"), f"{path}.workload")
+    if "namespace" in remedy:
+        c.name(remedy["namespace"], f"{path}.namespace")
+    if "env" not in remedy and "image" not in remedy:
+        raise c.fail(path, "needs env and/or image: what the fixed template has")
+    if "env" in remedy:
+        c.mapping(remedy["env"], f"{path}.env")
+        check_env(c, remedy["env"], f"{path}.env")
+    if "image" in remedy:
+        c.text(remedy["image"], f"{path}.image")
+    for key, gen in c.mapping(remedy.get("symptoms", {}), f"{path}.symptoms").items():
+        where = f"{path}.symptoms.{key}"
+        if not isinstance(key, str) or len(key.split("/")) not in (2, 3):
+            raise c.fail(where, "expected namespace/pod-or-workload[/container]")
+        c.mapping(gen, where, {"every", "lines"})
+        c.duration(gen.get("every", "5s"), f"{where}.every")
+        lines = c.seq(gen.get("lines"), f"{where}.lines")
+        if not lines or not all(isinstance(line, str) for line in lines):
+            raise c.fail(f"{where}.lines", "expected a non-empty list of strings")
 
 
 def _check_node(c: Checker, node: Any, path: str) -> None:
@@ -219,6 +249,10 @@ def check_workload(c: Checker, w: Any, path: str, partial: bool = False) -> None
     for key in ("podSpec", "annotations"):
         if key in w:
             c.mapping(w[key], f"{path}.{key}")
+    for i, old in enumerate(c.seq(w.get("history", []), f"{path}.history")):
+        c.mapping(old, f"{path}.history[{i}]", HISTORY_KEYS)
+        c.integer(old.get("revision"), f"{path}.history[{i}].revision", 1)
+        _check_container_body(c, old, f"{path}.history[{i}]")
     if "service" in w and not isinstance(w["service"], bool):
         service = c.mapping(w["service"], f"{path}.service", SERVICE_KEYS)
         if "selector" in service:

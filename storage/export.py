@@ -106,9 +106,16 @@ def _describe(event: StoredEvent, requested: dict[Any, dict[str, Any]]) -> list[
     if kind == "approval_requested":
         out = [f"approval requested for {_call(p.get('tool', '?'), p.get('args'))}: "
                f"{p.get('summary', '')}"]
+        out += [f"- change: {c}" for c in p.get("changes") or []]
+        if p.get("current"):
+            out.append(f"- now: {p['current']}")
         if p.get("reason"):
             out.append(f"> {_one_line(p['reason'])}")
         return out
+    if kind == "verified":
+        mark = "verified" if p.get("ok") else "**verification failed**"
+        return [f"{mark}: {p.get('summary')}: {p.get('outcome')}",
+                *(f"- {d}" for d in p.get("details") or [])]
     if kind == "approval_decided":
         by = p.get("decided_by")
         verb = "approved" if p.get("approved") else "denied"

@@ -53,8 +53,10 @@ async def test_every_golden_path_ends_in_the_expected_verdict(replay, scripted_m
     outcome, trail, _, _ = await investigate(replay, scripted_model, name)
     assert outcome.status == "succeeded"
     assert load_scenario(name).check_verdict(outcome.verdict) == []
-    assert all(e.ok for e in trail.of("tool_finished")), [
-        e.error for e in trail.of("tool_finished") if not e.ok]
+    # Every call works, except a fix the golden path proposes and nobody approves (Deny).
+    failed = [e for e in trail.of("tool_finished")
+              if not e.ok and not (e.error or "").startswith("denied")]
+    assert failed == [], [e.error for e in failed]
 
 
 async def test_canonical_tools_surface_the_typo(replay, scripted_model):

@@ -85,17 +85,22 @@ def test_read_role_only_reads_and_never_secrets():
     assert needed <= granted, needed - granted
 
 
-def test_act_role_deletes_pods_only_and_is_bound_per_namespace_only():
+def test_act_role_deletes_pods_patches_workloads_and_is_bound_per_namespace_only():
     docs = base_docs()
-    role = find("ClusterRole", "budo-pod-deleter", docs)
-    assert len(role["rules"]) == 1
-    rule = role["rules"][0]
-    assert rule["apiGroups"] == [""] and rule["resources"] == ["pods"]
-    assert "delete" in rule["verbs"] and set(rule["verbs"]) <= {"get", "list", "delete"}
+    role = find("ClusterRole", "budo-act", docs)
+    granted = {(group, res, verb) for rule in role["rules"] for group in rule["apiGroups"]
+               for res in rule["resources"] for verb in rule["verbs"]}
+    wanted = {("", "pods", v) for v in ("get", "list", "delete")}
+    wanted |= {("apps", r, v) for r in ("deployments", "statefulsets", "daemonsets",
+                                        "deployments/scale", "statefulsets/scale")
+               for v in ("get", "patch")}
+    wanted |= {("apps", r, v) for r in ("replicasets", "controllerrevisions")
+               for v in ("get", "list")}
+    assert granted == wanted, granted ^ wanted   # least privilege: exactly what the actions use
     cluster_bound = [d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"]
-    assert "budo-pod-deleter" not in cluster_bound, "delete must not be granted cluster-wide"
+    assert "budo-act" not in cluster_bound, "delete must not be granted cluster-wide"
     role_bindings = [d for d in docs if d["kind"] == "RoleBinding"
-                     and d["roleRef"]["name"] == "budo-pod-deleter"]
+                     and d["roleRef"]["name"] == "budo-act"]
     assert [b["metadata"]["namespace"] for b in role_bindings] == ["shop"]
     acting_in = {b["metadata"]["namespace"] for b in role_bindings}
     assert acting_in <= set(Settings.from_env(config_env()).namespaces)

@@ -65,8 +65,9 @@ def ok(result: ToolResult) -> str:
 async def test_toolbox_names_parameters_and_mutating_flag(typo: Tools) -> None:
     specs = typo.specs
     assert list(specs) == ["list_namespaces", "get_pods", "get_events", "describe", "logs",
-                           "delete_pod"]
-    assert [n for n, s in specs.items() if s.mutating] == ["delete_pod"]
+                           "delete_pod", "rollout_restart", "rollout_undo", "scale", "set_env"]
+    assert [n for n, s in specs.items() if s.mutating] == [
+        "delete_pod", "rollout_restart", "rollout_undo", "scale", "set_env"]
     assert set(specs["logs"].parameters["properties"]) == {
         "namespace", "pod", "container", "tail", "previous", "since", "grep"}
     for spec in specs.values():
