@@ -29,7 +29,8 @@ from agent.events import (
     VerificationStarted,
     Verified,
 )
-from agent.loop import Budgets, RunOutcome, Stop, past_conversation, run_investigation
+from agent.loop import past_conversation, run_investigation
+from agent.outcome import Budgets, RunOutcome, Stop
 from agent.protocols import (
     ApprovalDecision,
     ApprovalRequest,

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.arguments import validate_arguments
 from agent.kube import Cluster
 from agent.kube_write import JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, WorkloadWriter
 from agent.protocols import Preview, ToolResult, ToolSpec, Verification
@@ -118,8 +119,6 @@ def summarise(tool: str, a: dict[str, Any]) -> str:
 def check_action(tool: str, cluster: Cluster, max_replicas: int, args: dict[str, Any]
                  ) -> dict[str, Any]:
     """Validate and normalise before any request: raises ToolArgumentError."""
-    from agent.tools import validate_arguments
-
     clean = validate_arguments(tool, PARAMETERS[tool], args)
     namespace = clean["namespace"]
     if not DNS_LABEL.match(namespace) or len(namespace) > 63:
