@@ -12,6 +12,7 @@ approval timeout), never by patching.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -98,8 +99,16 @@ class Harness:
         return found
 
     async def run_finished(self, run_id: str, wait_s: float = 10.0) -> None:
-        await self.slack.wait_for(lambda: run_id not in self.bot.runs.active, timeout=wait_s,
-                                  message=f"run {run_id} did not finish")
+        """The run has ended in the store and its task is done. (Not only "not active": the
+        root message is visible a moment before the run is registered as active.)"""
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while True:
+            ended = (await self.store.get_run(run_id)).status != "running"
+            if ended and run_id not in self.bot.runs.active:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"run {run_id} did not finish within {wait_s}s")
+            await asyncio.sleep(0.02)
 
     def card(self, root_ts: str) -> Message | None:
         return next((m for m in self.slack.thread(CHANNEL, root_ts)
