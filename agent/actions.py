@@ -35,12 +35,11 @@ from typing import Any
 from agent.arguments import validate_arguments
 from agent.kube import Cluster
 from agent.kube_write import JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, WorkloadWriter
-from agent.protocols import Preview, ToolResult, ToolSpec, Verification
+from agent.protocols import Obj, Preview, ToolResult, ToolSpec, Verification
 from agent.redact import redact, redact_result
 from agent.rollout import current_line, diff, watch_rollout
 from budo.errors import ClusterError, Conflict, Forbidden, NotFound, ToolArgumentError
 
-Obj = dict[str, Any]
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 REVISION = "deployment.kubernetes.io/revision"
 # Annotations `rollout undo` keeps from the Deployment instead of copying from the ReplicaSet.
@@ -79,7 +78,7 @@ DESCRIPTIONS = {
         "this rolls out new pods. Mutating: on-call must approve. Use it when the evidence "
         "shows a wrong env value (e.g. a typo in a service address). Never for secrets."),
 }
-PARAMETERS: dict[str, Obj] = {
+PARAMETERS: dict[str, dict[str, Any]] = {
     "rollout_restart": {"type": "object", "properties": {
         "namespace": _NS, "kind": _KIND, "name": _NAME}, "required": ["namespace", "kind", "name"]},
     "rollout_undo": {"type": "object", "properties": {

@@ -225,11 +225,11 @@ async def _workload(cluster: Cluster, kind: str, obj: Obj, namespace: str,
 
 
 async def _services_and_endpoints(cluster: Cluster, namespace: str
-                                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+                                  ) -> tuple[list[Obj], list[Obj] | None]:
     """Both lists for the env-host findings; without permission on Endpoints, only Services
     (None: unknown, which is not the same as "no endpoints")."""
     services = await cluster.list_services(namespace)
-    endpoints: list[dict[str, Any]] | None
+    endpoints: list[Obj] | None
     try:
         endpoints = await cluster.list_endpoints(namespace)
     except ClusterError:

@@ -20,10 +20,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from agent.protocols import Obj
 from agent.text import labels
 from budo.errors import ClusterError, ClusterUnreachable, Conflict, Forbidden, NotFound
-
-Obj = dict[str, Any]
 
 # Canonical kind -> (API group class, read method, namespaced)
 _READERS: dict[str, tuple[str, str, bool]] = {

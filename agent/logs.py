@@ -7,11 +7,10 @@ lines matched, so "nothing matched" is an explicit answer the model can widen, n
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from agent.findings import matches
 from agent.kube import Cluster, label_selector
-from agent.protocols import ToolResult
+from agent.protocols import Obj, ToolResult
 from budo.errors import ClusterError, NotFound
 
 MAX_TAIL = 1000
@@ -27,7 +26,7 @@ def parse_since(since: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-async def _resolve_pod(cluster: Cluster, namespace: str, name: str) -> tuple[dict[str, Any], str]:
+async def _resolve_pod(cluster: Cluster, namespace: str, name: str) -> tuple[Obj, str]:
     """The pod named ``name``, or the first pod of the deployment/statefulset of that name
     (with a note saying so)."""
     try:
