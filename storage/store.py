@@ -17,7 +17,7 @@ from budo.errors import RunAlreadyActive, RunNotFound, StoreError
 from storage.approvals import ApprovalStore
 from storage.base import all_rows, constraint, new_id, one
 from storage.chain import GENESIS, ChainRow, VerifyResult, canonical_json, verify_chain
-from storage.db import connect, connect_reader, describe_sqlite_error
+from storage.db import connect, connect_reader, translated
 from storage.records import (
     EVENT_COLUMNS,
     RUN_COLUMNS,
@@ -61,12 +61,10 @@ class Store(ApprovalStore):
         return store
 
     async def close(self) -> None:
-        try:
+        with translated(self.path):
             if self._reader is not self._conn:
                 await self._reader.close()
             await self._conn.close()
-        except sqlite3.Error as exc:
-            raise StoreError(describe_sqlite_error(exc, self.path)) from exc
 
     async def __aenter__(self) -> Store:
         return self
