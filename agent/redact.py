@@ -137,7 +137,7 @@ _B64_RUN = re.compile(r"(?<![A-Za-z0-9+/_\-\[])[A-Za-z0-9+/_-]{32,}+={0,2}")
 _HEX_RUN = re.compile(r"(?<![A-Za-z0-9])[0-9a-fA-F]{40,}+(?![A-Za-z0-9])")
 # What a long hex run is when it is not a secret: digests, commits, container/trace ids.
 _HEX_CONTEXT = re.compile(
-    r"(?i)(?:sha\d*[:=]|@|://|digest|commit|etag|checksum|hash|revision|rev[ =:]|\bid[ =:\"]"
+    r"(?i)(?:\bsha\d*\b|@|://|digest|commit|etag|checksum|hash|revision|rev[ =:]|\bid[ =:\"]"
     r"|trace|span|container|image|object|fingerprint|build|version|md5|crc)[\w\s\"':=/-]{0,6}$")
 
 

@@ -154,6 +154,10 @@ def _wrap(tool: str, func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
             result = ToolResult.failure(str(exc))
         except ClusterError as exc:
             result = ToolResult.failure(error_text(exc))
+        except (ValueError, TypeError, KeyError, OSError) as exc:
+            # A surprise from the client or a body: still one tool error, and still redacted
+            # (its text may quote what the cluster sent).
+            result = ToolResult.failure(f"{tool} failed: {type(exc).__name__}: {exc}")
         return redact_result(result) if isinstance(result, ToolResult) else result
 
     return call

@@ -324,6 +324,14 @@ def verdict_message(question: str, verdict: dict[str, Any], evidence_links: Sequ
     return trim(text, MESSAGE_TEXT_LIMIT), capped(blocks)
 
 
+def audit_head(run_id: str, head_hash: str, events: int, keyed: bool) -> tuple[str, Blocks]:
+    """The run's final audit hash, posted in its thread when it ends."""
+    how = "HMAC-SHA256 keyed" if keyed else "unkeyed (set BUDO_AUDIT_KEY to key it)"
+    text = (f"🔏 Audit trail of run {run_id}: {events} events, final hash `{head_hash}` "
+            f"({how}). Check it any time: `budo audit verify {run_id} --expect {head_hash}`")
+    return trim(text, MESSAGE_TEXT_LIMIT), [context(text)]
+
+
 FAILURE_TITLES = {
     "failed": "❌ Investigation failed",
     "cancelled": "🛑 Investigation cancelled",

@@ -162,8 +162,18 @@ class Handlers:
 
     async def cancel(self, body: dict[str, Any]) -> None:
         action, channel, user, thread_ts = _click(body)
+        run_id = str(action.get("value") or "")
+        active = self.runs.active.get(run_id)
+        message_ts = str((body.get("container") or {}).get("message_ts") or
+                         (body.get("message") or {}).get("ts") or "")
+        if active is not None and (channel, message_ts) != (active.thread.channel,
+                                                            active.thread.status_ts):
+            # Like an approval, a Cancel counts only from the run's own message.
+            await self.poster.tell(channel, user, "🙅 This Cancel button is not on that run's "
+                                   "message. Nothing changed.", thread_ts)
+            return
         try:
-            note = await self.runs.cancel(str(action.get("value") or ""), user)
+            note = await self.runs.cancel(run_id, user)
         except BudoError as exc:
             note = f"budo: {blocks.escape(str(exc))}"
         await self.poster.tell(channel, user, note, thread_ts)

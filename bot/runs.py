@@ -102,7 +102,7 @@ class RunManager:
             return None, f"Could not start the investigation: {exc}"
         thread = RunThread(record.id, channel, thread_ts or status_ts, status_ts, question, user,
                            self.link_base)
-        active = ActiveRun(thread, SlackEventSink(self.poster, thread))
+        active = ActiveRun(thread, SlackEventSink(self.poster, thread, self._audit_head))
         self.active[record.id] = active
         active.task = asyncio.create_task(self._drive(active, namespace, history),
                                           name=f"run-{record.id}")
@@ -147,6 +147,14 @@ class RunManager:
             await active.sink.close()  # the outcome is in Slack before the run counts as done
         finally:
             self.active.pop(thread.run_id, None)
+
+    async def _audit_head(self, run_id: str) -> tuple[str, int, bool] | None:
+        """(final hash, events, keyed) of the run's chain, for the thread (None if unknown)."""
+        try:
+            run = await self.store.get_run(run_id)
+        except BudoError:
+            return None
+        return run.head_hash, run.event_count, self.store.audit_key is not None
 
     async def _never_started(self, run_id: str, reason: str, error: BudoError) -> None:
         """A run the loop never got to (Slack refused its first message): end it the same

@@ -96,7 +96,7 @@ async def run(args: argparse.Namespace) -> int:
     settings.require_slack()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s", stream=sys.stderr)
-    store = await Store.open(settings.db_path)
+    store = await Store.open(settings.db_path, audit_key=settings.audit_key)
     try:
         bot = BudoBot(settings, store, shutdown_grace=args.grace)
         serving = await open_server(bot, args.host, args.port)

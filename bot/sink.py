@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agent import (
@@ -47,6 +48,8 @@ from budo.errors import SlackError
 
 log = logging.getLogger("budo.bot.sink")
 
+AuditHead = Callable[[str], Awaitable["tuple[str, int, bool] | None"]]
+
 
 @dataclass(frozen=True)
 class RunThread:
@@ -68,9 +71,11 @@ class RunThread:
 class SlackEventSink:
     """Implements ``agent.protocols.EventSink`` for one run."""
 
-    def __init__(self, poster: SlackPoster, thread: RunThread) -> None:
+    def __init__(self, poster: SlackPoster, thread: RunThread,
+                 audit_head: AuditHead | None = None) -> None:
         self.poster = poster
         self.thread = thread
+        self.audit_head = audit_head  # (final hash, events, keyed) of the run's audit chain
         self.calls: dict[str, ToolCallRecord] = {}
         self.redactions: dict[str, int] = {}
         self.step = 0
@@ -241,5 +246,14 @@ class SlackEventSink:
             # The channel refused the top-level post: the thread is the last place to say it.
             try:
                 await self._post(text, body)
+            except SlackError:
+                self.failures += 1
+        # The chain's final hash, outside the database (the AuditSink, first in line, has
+        # committed the terminal event): a later rewrite of the trail cannot match it.
+        head = await self.audit_head(self.thread.run_id) if self.audit_head else None
+        if head is not None:
+            head_text, head_body = blocks.audit_head(self.thread.run_id, *head)
+            try:
+                await self._post(head_text, head_body)
             except SlackError:
                 self.failures += 1

@@ -129,6 +129,13 @@ class Settings:
         metadata={"env": "BUDO_ONCALL_USERGROUP", "doc": "A Slack usergroup ID whose members "
                   "may approve (members cached for a minute)."},
     )
+    audit_key: str | None = field(
+        default=None,
+        metadata={"env": "BUDO_AUDIT_KEY", "doc": "Secret key (≥ 16 characters) that makes "
+                  "the audit chain HMAC-SHA256: without it nobody holding the database file "
+                  "can rewrite the trail so that `budo audit verify` passes. Unset: a plain "
+                  "SHA-256 chain, reported as unkeyed. Never logged; keep it in a Secret."},
+    )
     approval_timeout: float = field(
         default=600.0,
         metadata={"env": "BUDO_APPROVAL_TIMEOUT", "doc": "Seconds an approval stays open; "
@@ -169,6 +176,9 @@ class Settings:
                 raise ConfigError(f"{name} must be greater than 0, got {number}")
         if self.max_replicas < 0:
             raise ConfigError(f"BUDO_MAX_REPLICAS must be 0 or more, got {self.max_replicas}")
+        if self.audit_key is not None and len(self.audit_key) < 16:
+            raise ConfigError("BUDO_AUDIT_KEY must be at least 16 characters (a random "
+                              "secret, e.g. `openssl rand -hex 32`)")
 
     def require_slack(self) -> None:
         """What `budo serve` needs: a bot token, and a signing secret unless in Socket Mode."""

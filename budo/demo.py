@@ -83,7 +83,8 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
                 outcome = await investigate(
                     scenario.question, model=model, tools=incident.tools,
                     db_path=settings.db_path, budgets=budgets, namespace=scenario.namespace,
-                    sinks=[sink], approver=approver, requester="demo")
+                    sinks=[sink], approver=approver, requester="demo",
+                    audit_key=settings.audit_key)
         else:
             print(f"model: none ({status}); playing the scripted golden path — only the model's "
                   "choices are scripted: tools, guards, approval gate and audit run for real.",
@@ -94,7 +95,8 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
                 outcome = await investigate(
                     scenario.question, model=model, tools=incident.tools,
                     db_path=settings.db_path, budgets=budgets, namespace=scenario.namespace,
-                    sinks=[sink], approver=approver, requester="demo")
+                    sinks=[sink], approver=approver, requester="demo",
+                    audit_key=settings.audit_key)
         deleted = [f"{d.namespace}/{d.name}" for d in incident.server.deletions]
         patched = [f"{w.kind.lower()}/{w.name} in {w.namespace}"
                    for w in incident.server.state.rollouts.writes]
@@ -105,7 +107,7 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
     if patched:
         print(f"cluster: patched {', '.join(patched)} ({how}; the replay cluster only)",
               file=out)
-    return await _summarise(outcome, scenario, settings.db_path)
+    return await _summarise(outcome, scenario, settings.db_path, settings.audit_key)
 
 
 def _a_pod_to_restart(incident: Any) -> str | None:
@@ -118,10 +120,11 @@ def _a_pod_to_restart(incident: Any) -> str | None:
         pods[0] if pods else None)
 
 
-async def _summarise(outcome: Any, scenario: Any, db_path: str) -> int:
+async def _summarise(outcome: Any, scenario: Any, db_path: str,
+                     audit_key: str | None = None) -> int:
     from storage import Store, export_markdown
 
-    store = await Store.open(db_path)
+    store = await Store.open(db_path, audit_key=audit_key)
     try:
         run = await store.get_run(outcome.run_id)
         events = await store.events(outcome.run_id)

@@ -68,12 +68,13 @@ async def investigate(
     sinks: Sequence[EventSink] = (),
     approver: TerminalApprover | None = None,
     requester: str = "terminal",
+    audit_key: str | None = None,
 ) -> RunOutcome:
     """One recorded run: open the store, start the run, loop with the audit sink first (so a
     step is committed before it is shown), close the store."""
     from storage import AuditSink, Store
 
-    store = await Store.open(db_path)
+    store = await Store.open(db_path, audit_key=audit_key)
     try:
         run = await store.start_run(source="terminal", question=question, requester=requester,
                                     namespace=namespace, model=getattr(model, "model", None))
@@ -113,6 +114,7 @@ async def run(args: argparse.Namespace) -> int:
             args.question, model=model, tools=build_toolbox(cluster, settings.max_replicas),
             db_path=settings.db_path,
             budgets=budgets, namespace=args.namespace, sinks=[TerminalSink()],
+            audit_key=settings.audit_key,
         )
     return exit_code(outcome)
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from budo.errors import StoreError
 from storage.db import translated
 
 T = TypeVar("T")
@@ -55,6 +56,9 @@ class StoreBase:
         # One connection is one transaction at a time: coroutines take turns. Other
         # processes are kept out by BEGIN IMMEDIATE + busy_timeout at the SQLite level.
         self._lock = asyncio.Lock()
+        # Set when the file's schema/triggers are not what the migrations made: every
+        # write is refused with this one line (storage/integrity.py).
+        self.refusal: str | None = None
 
     @property
     def connection(self) -> aiosqlite.Connection:
@@ -65,6 +69,8 @@ class StoreBase:
         """Run ``work(db)`` inside one IMMEDIATE transaction, in one hop to the connection's
         thread: committed when it returns, rolled back (nothing written) when it raises.
         BudoErrors it raises pass through; other sqlite errors become StoreError."""
+        if self.refusal:
+            raise StoreError(self.refusal)
 
         def run() -> T:
             db = self._conn._conn  # aiosqlite's sqlite3 connection, used in its own thread

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -37,10 +38,12 @@ def _positive(text: str) -> int:
 
 
 async def open_existing(db: str | None) -> Store:
-    """Open the audit DB for reading (migrations yes, recovery no); refuse to create one."""
-    path = db or Settings.from_env().db_path
+    """Open the audit DB for reading (migrations yes, recovery no); refuse to create one.
+    BUDO_AUDIT_KEY, when set, is the key verify checks the chain with."""
+    settings = Settings.from_env()
+    path = db or settings.db_path
     _require_file(path)
-    return await Store.open(path, recover=False)
+    return await Store.open(path, recover=False, audit_key=settings.audit_key)
 
 
 def _require_file(path: str) -> None:
@@ -135,18 +138,33 @@ def write_atomically(target: Path, text: str) -> None:
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    verify = actions.add_parser("verify", help="recompute a run's hash chain",
-                                description="Recompute a run's SHA-256 event chain; print OK "
-                                "or the first broken event (exit 1).")
+    verify = actions.add_parser(
+        "verify", help="recompute a run's hash chain",
+        description="Recompute a run's event chain (HMAC-SHA256 with BUDO_AUDIT_KEY, else "
+        "plain SHA-256, reported as unkeyed); print OK or the first broken event (exit 1).")
     verify.add_argument("run_id", metavar="RUN_ID")
+    verify.add_argument("--expect", metavar="HASH", default=None,
+                        help="the final hash budo posted in the run's Slack thread (or the "
+                             "export): the chain must end in exactly this hash")
     _add_db(verify)
 
 
 async def run_audit(args: argparse.Namespace) -> int:
+    expect = (args.expect or "").strip().strip("`").lower() or None
+    if expect is not None and not re.fullmatch(r"[0-9a-f]{64}", expect):
+        raise BudoError(f"--expect must be a 64-character hex hash, got {args.expect!r}")
     async with await open_existing(args.db) as store:
-        result = await store.verify(args.run_id)
+        result = await store.verify(args.run_id, expect=expect)
+        tampered = list(store.tampered)
+    if tampered:
+        print(f"WARNING: the database's schema was altered outside budo: "
+              f"{'; '.join(tampered)}", file=sys.stderr)
     if result.ok:
-        print(f"OK {args.run_id}: {result.detail}, final hash {result.head_hash}")
+        how = ("HMAC-SHA256 keyed" if result.keyed else "unkeyed: anyone with the file could "
+               "rewrite it; check the final hash against the one posted in Slack with --expect")
+        matched = "; matches the expected hash" if expect else ""
+        print(f"OK {args.run_id}: {result.detail}, final hash {result.head_hash} "
+              f"({how}{matched})")
         return 0
     print(f"BROKEN {args.run_id}: {result.detail}")
     return 1

@@ -10,6 +10,7 @@ partial unique index, statuses are CHECK constraints, events cannot outlive thei
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -127,7 +128,8 @@ def translated(path: str) -> Iterator[None]:
         raise StoreError(describe_sqlite_error(exc, path)) from exc
 
 
-async def connect(path: str, *, synchronous: str = "NORMAL") -> aiosqlite.Connection:
+async def connect(path: str, *, synchronous: str = "NORMAL",
+                  key: bytes | None = None) -> aiosqlite.Connection:
     """Open ``path`` (":memory:" allowed), set pragmas and apply pending migrations.
 
     synchronous=NORMAL in WAL mode: a commit survives the process being killed (it is in the
@@ -152,7 +154,10 @@ async def connect(path: str, *, synchronous: str = "NORMAL") -> aiosqlite.Connec
             await conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             await conn.execute("PRAGMA foreign_keys = ON")
             # Appends hash inside the INSERT (one statement, one thread hop, atomic).
-            await conn.create_function("budo_event_hash", 7, sql_event_hash, deterministic=True)
+            # ``key`` (BUDO_AUDIT_KEY) makes every link an HMAC (storage/chain.py).
+            await conn.create_function("budo_event_hash", 7,
+                                       functools.partial(sql_event_hash, key=key),
+                                       deterministic=True)
             await migrate(conn, path)
     except BaseException:
         if conn is not None:

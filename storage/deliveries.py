@@ -18,12 +18,12 @@ async def first_delivery(store: StoreBase, key: str, now: float | None = None) -
     """True the first time ``key`` is seen (recorded, committed), False ever after."""
     at = time.time() if now is None else now
 
-    def insert(db: sqlite3.Connection) -> bool:
+    def work(db: sqlite3.Connection) -> bool:
         cursor = db.execute("INSERT OR IGNORE INTO deliveries (key, at) VALUES (?, ?)",
                             (key, at))
-        first = cursor.rowcount == 1
-        if first:
-            db.execute("DELETE FROM deliveries WHERE at < ?", (at - KEEP_S,))
-        return first
+        if cursor.rowcount != 1:
+            return False
+        db.execute("DELETE FROM deliveries WHERE at < ?", (at - KEEP_S,))
+        return True
 
-    return await store._transaction(insert)
+    return await store._transaction(work)

@@ -50,7 +50,7 @@ def export_markdown(run: RunRecord, events: Sequence[StoredEvent]) -> str:
     head = events[-1].hash if events else GENESIS
     lines += ["", "---", "",
               f"Audit chain: {len(events)} events, final hash `{head}`. "
-              f"Verify with `budo audit verify {run.id}`.", ""]
+              f"Verify with `budo audit verify {run.id} --expect {head}`.", ""]
     return "\n".join(lines)
 
 

@@ -17,7 +17,9 @@ from budo.errors import RunAlreadyActive, RunNotFound, StoreError
 from storage.approvals import ApprovalStore
 from storage.base import all_rows, constraint, new_id, one
 from storage.chain import GENESIS, ChainRow, VerifyResult, canonical_json, verify_chain
+from storage.chain import audit_key as audit_key_bytes
 from storage.db import connect, connect_reader, translated
+from storage.integrity import schema_problems
 from storage.records import (
     EVENT_COLUMNS,
     RUN_COLUMNS,
@@ -36,19 +38,33 @@ class Store(ApprovalStore):
     """Open with ``await Store.open(path)``; one per process, shared by every task."""
 
     recovered: list[str]
+    audit_key: bytes | None = None
+    tampered: list[str]
 
     @classmethod
     async def open(
-        cls, path: str, *, recover: bool = True, synchronous: str = "NORMAL"
+        cls, path: str, *, recover: bool = True, synchronous: str = "NORMAL",
+        audit_key: str | None = None,
     ) -> Store:
         """Connect, migrate, and (``recover=True``, the bot's case) mark runs left running
         ``interrupted`` and pending approvals ``expired``, each with an audit event; their
         run ids land in ``store.recovered``. Read-only tools (the CLI) pass ``recover=False``
-        so they never interrupt a live bot's runs."""
-        conn = await connect(path, synchronous=synchronous)
+        so they never interrupt a live bot's runs. ``audit_key`` (BUDO_AUDIT_KEY) keys the
+        chain. A file whose schema or triggers differ from the migrations' is refused for
+        writing (one line); read-only opens keep it in ``store.tampered``."""
+        key = audit_key_bytes(audit_key)
+        conn = await connect(path, synchronous=synchronous, key=key)
         store = cls(conn, path)
+        store.audit_key = key
         store.recovered = []
         try:
+            store.tampered = await schema_problems(conn)
+            if store.tampered:
+                store.refusal = (f"the audit database {path} was altered outside budo "
+                                 f"({'; '.join(store.tampered)}); refusing to write to it — "
+                                 "run `budo audit verify` and restore it from a backup")
+                if recover:
+                    raise StoreError(store.refusal)
             # A file gets a second connection for reads: in WAL mode they see every committed
             # write and never wait for the writer. (":memory:" is one private database.)
             if path != ":memory:" and not path.startswith("file:"):
@@ -212,7 +228,7 @@ class Store(ApprovalStore):
             )
         return [event_from_row(r) for r in rows]
 
-    async def verify(self, run_id: str) -> VerifyResult:
+    async def verify(self, run_id: str, expect: str | None = None) -> VerifyResult:
         """Recompute the run's chain from the stored rows; first broken event if any."""
         run = await self.get_run(run_id)
         async with self._read() as db:
@@ -221,7 +237,8 @@ class Store(ApprovalStore):
                 "WHERE run_id = ? ORDER BY seq", (run_id,),
             )
         return verify_chain(run_id, [ChainRow(*r) for r in rows],
-                            head_hash=run.head_hash, event_count=run.event_count)
+                            head_hash=run.head_hash, event_count=run.event_count,
+                            key=self.audit_key, expect=expect)
 
     # --- restart recovery -------------------------------------------------------------------
 

@@ -151,6 +151,29 @@ async def test_each_action_previews_applies_and_verifies(replay, scripted_model,
     assert finished.ok and "VERIFIED: rolled out" in sent
 
 
+@pytest.mark.parametrize(("tool", "args", "change"), [
+    ("set_env", {"namespace": "shop", "kind": "statefulset", "name": "orders-db",
+                 "container": "server", "env_name": "POSTGRES_DB", "value": "orders2"},
+     "env POSTGRES_DB: orders → orders2"),
+    ("scale", {"namespace": "shop", "kind": "sts", "name": "orders-db", "replicas": 3},
+     "replicas 2 → 3"),
+    ("rollout_restart", {"namespace": "shop", "kind": "statefulset", "name": "orders-db"},
+     "pod annotation kubectl.kubernetes.io/restartedAt"),
+    ("rollout_restart", {"namespace": "shop", "kind": "daemonset", "name": "node-agent"},
+     "pod annotation kubectl.kubernetes.io/restartedAt"),
+    ("set_env", {"namespace": "shop", "kind": "ds", "name": "node-agent", "container": "agent",
+                 "env_name": "LOG_LEVEL", "value": "debug"}, "env LOG_LEVEL: info → debug"),
+])
+async def test_statefulsets_and_daemonsets(replay, scripted_model, tool, args, change):
+    server, trail, _, finished, sent = await act(replay, scripted_model,
+                                                 DATA / "stateful-shop.yaml", tool, args)
+    card = trail.of("approval_requested")[0]
+    assert any(c.startswith(change) for c in card.changes), card.changes
+    assert len(patches(server, dry=False)) == 1
+    assert trail.of("verified")[0].ok, trail.of("verified")[0]
+    assert finished.ok and "VERIFIED: rolled out" in sent
+
+
 async def test_a_denied_action_sends_no_real_request(replay, scripted_model):
     server, trail, _, finished, sent = await act(
         replay, scripted_model, "checkout-typo", "set_env", CHECKOUT_FIX, Approver(False))

@@ -159,6 +159,11 @@ async def test_cancel_stops_the_run_and_says_so(slack, scripted_model, tmp_path:
         assert "cancel" in (await ephemeral_for(h, BYSTANDER)).lower()
         assert run_id in h.bot.runs.active
 
+        # The run id is not enough: the button must be on the run's own message.
+        await h.sim.block_action("budo_cancel", run_id, user_id=REQUESTER, message_ts="1.2")
+        assert "not on that run's message" in await ephemeral_for(h, REQUESTER)
+        assert run_id in h.bot.runs.active
+
         await h.sim.block_action("budo_cancel", run_id, user_id=REQUESTER, message_ts=root.ts)
         cancelled = await h.top_level("🛑 Investigation cancelled")
         assert f"cancelled by <@{REQUESTER}>" in cancelled.text

@@ -139,3 +139,29 @@ def test_everything_from_the_cluster_on_the_card_is_escaped():
     for text in (json.dumps(card), json.dumps(thread)):
         assert "<!channel>" not in text and "<http://evil" not in text
         assert "&lt;!channel&gt;" in text and "&amp; co" in text
+
+
+async def test_a_failed_verification_is_a_red_line_in_the_thread(slack, scripted_model, replay,
+                                                                 tmp_path: Path):
+    server = await replay("crashloop-redis")
+    server.state.rollouts.start_delay = 0.1
+    model = await scripted_model([
+        {"say": "Restart cartservice.", "calls": [{"tool": "rollout_restart", "args": {
+            "namespace": "shop", "kind": "deployment", "name": "cartservice"}}]},
+        {"answer": "ROOT CAUSE: cartservice runs redis:alpine\nFIX: roll it back"}])
+    tools = build_toolbox(Cluster.from_kubeconfig(str(server.kubeconfig)))
+    async with running_bot(slack, model.url, tools, tmp_path, approval_timeout=30.0,
+                           verify_timeout=1.5) as h:
+        await h.sim.slash_command("investigate the cart is broken", user_id=REQUESTER)
+        root = await h.root_message()
+        card = await slack.wait_for(lambda: h.card(root.ts), message="no card")
+        await h.sim.block_action("budo_approve", card.blocks[-1]["elements"][0]["value"],
+                                 user_id=ONCALL_USER, message_ts=card.ts)
+        verdict = await h.top_level("🧭 Verdict", wait_s=20)
+        thread = slack.thread(CHANNEL, root.ts)
+        failed = [m for m in thread if m.text.startswith("❌ not ready after 1.5 s")]
+        assert len(failed) == 1 and "CrashLoopBackOff" in json.dumps(failed[0].blocks)
+        body = json.dumps(verdict.blocks, ensure_ascii=False)
+        assert "❌ rollout restart deployment/cartservice" in body
+        assert "not ready after 1.5 s" in body
+        assert len(server.state.rollouts.writes) == 1

@@ -10,7 +10,9 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from tests.bot_harness import CHANNEL, REQUESTER, VERDICT, FakeCluster, running_bot
+from agent.kube import Cluster
+from agent.tools import build_toolbox
+from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, VERDICT, FakeCluster, running_bot
 
 OTHER = "C_OTHER"
 ANSWER = [{"answer": VERDICT}]
@@ -157,3 +159,74 @@ async def test_malformed_signed_payloads_get_400_and_one_log_line(
         assert not any("Traceback" in r.getMessage() for r in caplog.records)
         # The bot still works afterwards.
         assert (await h.sim.slash_command("help")).status == 200
+
+
+# --- the audit head in the thread -------------------------------------------------------------
+
+
+async def test_the_final_audit_hash_is_posted_in_the_thread_and_the_export(
+        slack, scripted_model, tmp_path: Path):
+    model = await scripted_model(ANSWER)
+    async with running_bot(slack, model.url, FakeCluster().tools(), tmp_path) as h:
+        await h.sim.slash_command("investigate checkout is down", user_id=REQUESTER)
+        root = await h.root_message()
+        run_id = root.text.split("· run ")[1].split()[0]
+        await h.top_level("🧭 Verdict")
+        await h.run_finished(run_id)
+        posted = next(m for m in slack.thread(CHANNEL, root.ts)
+                      if m.text.startswith("🔏 Audit trail"))
+        head = posted.text.split("final hash `")[1].split("`")[0]
+        run = await h.store.get_run(run_id)
+        assert head == run.head_hash and f"{run.event_count} events" in posted.text
+        assert f"budo audit verify {run_id} --expect {head}" in posted.text
+        assert "unkeyed" in posted.text
+        assert (await h.store.verify(run_id, expect=head)).ok
+        await h.sim.slash_command(f"export {run_id}", user_id=REQUESTER)
+        files = await slack.wait_for(lambda: len(slack.files) == 2 and slack.files)
+        markdown = next(f for f in files if f.filename.endswith(".md")).content.decode()
+        assert f"--expect {head}" in markdown
+
+
+# --- the gate in Slack ------------------------------------------------------------------------
+
+
+async def test_no_card_for_bad_names_or_scope_and_a_replaced_pod_is_not_deleted(
+        slack, scripted_model, replay, tmp_path: Path):
+    server = await replay("checkout-typo")
+    pod = server.scenario.pod_for("checkoutservice")
+    model = await scripted_model([
+        {"calls": [{"tool": "delete_pod", "args": {"namespace": "kube-system",
+                                                   "pod": "coredns-0"}},
+                   {"tool": "delete_pod", "args": {"namespace": "shop", "pod": ".."}},
+                   {"tool": "delete_pod", "args": {"namespace": "shop", "pod": pod,
+                                                   "grace_period_seconds": 0}}]},
+        {"say": "Restart it.", "calls": [{"tool": "delete_pod",
+                                          "args": {"namespace": "shop", "pod": pod}}]},
+        {"answer": VERDICT},
+    ])
+    cluster = Cluster.from_kubeconfig(str(server.kubeconfig), namespaces=("shop",))
+    async with running_bot(slack, model.url, build_toolbox(cluster), tmp_path,
+                           approval_timeout=30.0) as h:
+        await h.sim.slash_command("investigate checkout is down", user_id=REQUESTER)
+        root = await h.root_message()
+        card = await slack.wait_for(lambda: h.card(root.ts), message="no approval card")
+        cards = [m for m in slack.thread(CHANNEL, root.ts) if "Approval needed" in m.text]
+        assert len(cards) == 1                           # none for the three bad calls
+        card_text = json.dumps(card.blocks)
+        assert "namespace=shop" in card_text and f"pod={pod}" in card_text  # the exact call
+        # The pod is replaced (same name, new uid) while on-call reads the card.
+        server.state.find("Pod", "shop", pod)["metadata"]["uid"] = "11111111-2222-4333-8444-5"
+        value = next(e["value"] for b in card.blocks if b["type"] == "actions"
+                     for e in b["elements"] if e["action_id"] == "budo_approve")
+        await h.sim.block_action("budo_approve", value, user_id=ONCALL_USER,
+                                 channel_id=CHANNEL, message_ts=card.ts)
+        await h.top_level("🧭 Verdict")
+    cluster.close()
+    assert server.deletions == []
+    assert not [r for r in server.requests if r.path.endswith(("/pods/", "/shop", "/shop/"))]
+    thread = " ".join(m.text for m in slack.thread(CHANNEL, root.ts))
+    assert "outside BUDO_NAMESPACES" in thread and "not a valid Kubernetes" in thread
+    assert "unknown argument(s) grace_period_seconds" in thread
+    assert "was replaced since the approval" in thread
+    told = json.dumps(model.requests[-1]["messages"])
+    assert "was replaced since the approval" in told and "NOT deleted" in told

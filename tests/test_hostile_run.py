@@ -18,11 +18,18 @@ import re
 from pathlib import Path
 from typing import Any
 
+from agent.guards import UNTRUSTED_END
 from agent.kube import Cluster
 from agent.tools import build_toolbox
 from storage.export import export_jsonl, export_markdown
 from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, running_bot
-from tests.fixtures.hostile import HOSTILE_LINE, SCRIPT, SECRETS, hostile_scenario
+from tests.fixtures.hostile import (
+    FALSE_POSITIVES,
+    HOSTILE_LINE,
+    SCRIPT,
+    SECRETS,
+    hostile_scenario,
+)
 from tests.fixtures.slack import ONCALL_GROUP
 
 ANGLED = re.compile(r"<([^<>\n]*)>")
@@ -122,3 +129,21 @@ async def test_hostile_cluster_data_neither_pings_nor_leaks(slack, scripted_mode
     leaks = [(where, s.value) for s in SECRETS for where, text in places.items()
              if s.value in text]
     assert leaks == []
+    # --- 3. delimiters: the poisoned log neither closes its block nor opens a turn ----------
+    tool_messages = [m["content"] for m in model.requests[-1]["messages"] if m["role"] == "tool"]
+    assert len(tool_messages) >= 5
+    for content in tool_messages:
+        assert content.startswith("--- BEGIN UNTRUSTED TOOL OUTPUT: ")
+        assert content.endswith("\n" + UNTRUSTED_END) and content.count(UNTRUSTED_END) == 1
+        inner = content.split("\n")[1:-1]
+        assert not [line for line in inner if "---" in line and "untrusted" in line.lower()]
+        for token in ("<|im_start|>", "<|im_end|>", "[INST]", "<tool_call>", "\u200b"):
+            assert token not in content
+    assert sum("imitates a delimiter" in c for c in tool_messages) >= 1
+
+    # ... and the ordinary lines in the same log reached the model untouched.
+    logs_output = next(e.payload["output"] for e in store_events
+                       if e.kind == "tool_finished" and e.payload["tool"] == "logs")
+    # (the replay strips a leading kubelet timestamp, as `kubectl logs` does)
+    expected = [re.sub(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ", "", line) for line in FALSE_POSITIVES]
+    assert [line for line in expected if line not in logs_output] == []

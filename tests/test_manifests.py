@@ -189,6 +189,8 @@ def test_deployment_config_and_secret_feed_settings_for_socket_mode():
     env = {**config, **secret["stringData"]}
     settings = Settings.from_env(env)
     assert settings.slack_app_token, "Socket Mode needs SLACK_APP_TOKEN"
+    assert settings.audit_key, "the audit chain is keyed from the Secret (BUDO_AUDIT_KEY)"
+    assert "BUDO_AUDIT_KEY" not in config  # never in the ConfigMap
     with pytest.raises(ConfigError, match="ONCALL"):  # shipped empty: must be filled in
         settings.require_slack()
     Settings.from_env({**env, "BUDO_ONCALL_USERGROUP": "S0123456789"}).require_slack()

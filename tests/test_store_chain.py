@@ -20,11 +20,16 @@ from tests.fixtures.store import record_checkout_typo_run
 
 
 def _tamper(path: str, sql: str, params: tuple = ()) -> None:
-    """What someone with the file can do: drop the append-only guards and edit."""
+    """What someone with the file can do: drop the append-only guards, edit, and put the
+    guards back so the schema looks untouched."""
     with sqlite3.connect(path) as conn:
+        guards = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name "
+                              "IN ('events_no_update', 'events_no_delete')").fetchall()
         conn.execute("DROP TRIGGER IF EXISTS events_no_update")
         conn.execute("DROP TRIGGER IF EXISTS events_no_delete")
         conn.execute(sql, params)
+        for (create,) in guards:
+            conn.execute(create)
 
 
 async def _recorded(path: str) -> str:

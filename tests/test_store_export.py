@@ -69,7 +69,7 @@ async def test_markdown_reads_as_a_postmortem(store: Store, canonical_run: RunRe
     assert "- Turns: 5\n- Tokens: 11,303\n- Duration: 36.2 s" in md
     assert md.rstrip().endswith(
         f"final hash `{canonical_run.head_hash}`. Verify with "
-        f"`budo audit verify {canonical_run.id}`."
+        f"`budo audit verify {canonical_run.id} --expect {canonical_run.head_hash}`."
     )
 
 

@@ -1,0 +1,106 @@
+"""The gate fuzz, for the remediation actions (rollout_restart, rollout_undo, scale, set_env):
+generated adversarial calls through the real loop, toolbox, kubernetes client and replay API.
+Every request the cluster sees is counted: reads and dry runs may touch only the named
+workload in scope; a real write happens only after an approval, for that workload."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from typing import Any
+
+from agent.kube import Cluster
+from agent.loop import Budgets, run_investigation
+from agent.model import OpenAIChatModel
+from agent.protocols import ApprovalDecision, ApprovalRequest
+from agent.tools import build_toolbox
+from tests.test_gate_fuzz import BAD_NAMES, BAD_NAMESPACES, OUT_OF_SCOPE, Trail
+
+SCOPE = ("shop",)
+TOOLS = ["rollout_restart", "rollout_undo", "scale", "set_env"]
+WORKLOAD_PATH = re.compile(
+    r"/apis/apps/v1/namespaces/shop/(deployments|statefulsets|daemonsets|replicasets|controllerrevisions)"
+    r"(/[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(/scale)?)?"
+    r"|/api/v1/namespaces/shop/(pods|events)")
+
+
+def generate(names: list[str], count: int, seed: int = 14) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    calls: list[dict[str, Any]] = []
+    while len(calls) < count:
+        tool = rng.choice(TOOLS)
+        name = rng.choice(names)
+        args: dict[str, Any] = {"namespace": "shop", "name": name}
+        if tool != "rollout_undo":
+            args["kind"] = rng.choice(["deployment", "deployment", "statefulset", "Deployment",
+                                       "pod", "daemonset", "", None, 1, "deployments/../.."])
+        if tool == "scale":
+            args["replicas"] = rng.choice([1, 2, 0, -1, 10**9, "3", 2.5, None, "x"])
+        if tool == "set_env":
+            args.update(container=rng.choice(["server", "main", "..", "", "Server"]),
+                        env_name=rng.choice(["LOG_LEVEL", "1BAD", "A=B", "", "PATH"]),
+                        value=rng.choice(["debug", "x" * 5000, "password=hunter2", "", None]))
+        if tool == "rollout_undo" and rng.random() < 0.5:
+            args["to_revision"] = rng.choice([1, 0, -3, "2", None, 10**12])
+        shape = rng.randrange(6)
+        if shape == 0:
+            args["name"] = rng.choice(BAD_NAMES)
+        elif shape == 1:
+            args["namespace"] = rng.choice(BAD_NAMESPACES)
+        elif shape == 2:
+            args["namespace"] = rng.choice(OUT_OF_SCOPE)
+        elif shape == 3:
+            args[rng.choice(["force", "body", "patch", "dry_run", "field_manager"])] = "x"
+        calls.append({"tool": tool, "args": args})
+    return calls
+
+
+class CoinFlipOnCall:
+    def __init__(self, seed: int = 3) -> None:
+        self.rng = random.Random(seed)
+        self.shown: list[ApprovalRequest] = []
+        self.approved: list[ApprovalRequest] = []
+
+    async def request(self, req: ApprovalRequest) -> ApprovalDecision:
+        self.shown.append(req)
+        if self.rng.random() < 0.5:
+            self.approved.append(req)
+            return ApprovalDecision(True, "U_ONCALL", "approved")
+        return ApprovalDecision(False, "U_ONCALL", "denied")
+
+
+async def test_fuzzed_remediation_calls_never_get_past_the_gate(replay, scripted_model) -> None:
+    server = await replay("checkout-typo")
+    names = [o["metadata"]["name"] for o in server.state.objects
+             if o["kind"] in ("Deployment", "StatefulSet")
+             and o["metadata"].get("namespace") == "shop"]
+    calls = generate(names, 1000)
+    turns: list[dict[str, Any]] = [
+        {"calls": [{"tool": c["tool"], "args": json.dumps(c["args"])} for c in
+                   calls[i:i + 50]]} for i in range(0, len(calls), 50)]
+    turns.append({"answer": "ROOT CAUSE: fuzz\nEVIDENCE:\n- none\nFIX: none"})
+    model_server = await scripted_model(turns)
+    oncall, trail = CoinFlipOnCall(), Trail()
+    cluster = Cluster.from_kubeconfig(server.kubeconfig, namespaces=SCOPE)
+    before = len(server.requests)
+    async with OpenAIChatModel(model_server.url, "qwen2.5:14b", max_retries=0) as model:
+        outcome = await run_investigation(
+            "fuzz the actions", run_id="r-fuzz2", model=model, tools=build_toolbox(cluster),
+            sinks=[trail], approver=oncall,
+            budgets=Budgets(max_turns=len(turns) + 2, max_tokens=10**9, run_timeout=900,
+                            tool_output_chars=2000, verify_timeout=0.2))
+    cluster.close()
+    assert outcome.status == "succeeded", outcome.reason
+    for req in oncall.shown:   # 0 cards for invalid or out-of-scope arguments
+        assert req.args["namespace"] == "shop" and req.args["name"] in names, req.args
+    seen = server.requests[before:]
+    bad_paths = [(r.method, r.path) for r in seen if not WORKLOAD_PATH.fullmatch(r.path)]
+    assert bad_paths == []
+    writes = [r for r in seen if r.method not in ("GET",) and "dryRun" not in r.query]
+    approved_targets = {(a.args.get("kind") or "deployment", a.args["name"])
+                        for a in oncall.approved}
+    for write in writes:       # 0 writes without an approval for that workload
+        kind, name = write.path.split("/")[6], write.path.split("/")[7]
+        assert (kind.rstrip("s"), name) in approved_targets, write
+    assert 0 < len(writes) <= len(oncall.approved) and len(oncall.shown) > len(oncall.approved)
