@@ -19,12 +19,11 @@ from agent.analyzers.common import EventIndex, Finding, fit, name_of
 from agent.changes import latest_change
 from agent.describe_kinds import OTHER_KINDS, describe_other
 from agent.kube import Cluster, label_selector
+from agent.protocols import Obj
 from agent.reads import RunReads, run_reads
 from agent.render import age, events_text, pod_ready, pod_restarts, pod_status, pod_unhealthy
 from agent.survey import config_data, events_for
 from budo.errors import NotFound
-
-Obj = Mapping[str, Any]
 
 KIND_ALIASES: dict[str, str] = {
     "pod": "pod", "pods": "pod", "po": "pod",

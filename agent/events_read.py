@@ -8,11 +8,11 @@ a few small requests: the object itself, its newest ReplicaSet or Jobs, and its 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from agent.analyzers.common import name_of, owner_of
 from agent.analyzers.workloads import owned_replicasets
 from agent.kube import label_selector
+from agent.protocols import Obj
 from agent.reads import RunReads
 from agent.render import pod_unhealthy
 
@@ -21,7 +21,7 @@ WORKLOADS = ("deployment", "statefulset", "daemonset", "replicaset", "job", "cro
 
 
 async def events_about(reads: RunReads, namespace: str, involved: str
-                       ) -> tuple[list[dict[str, Any]], str]:
+                       ) -> tuple[list[Obj], str]:
     """(events, ` for <what>` scope text)."""
     name = involved.split("/")[-1].strip()
     names = [name]
@@ -54,7 +54,7 @@ async def events_about(reads: RunReads, namespace: str, involved: str
     batches = await asyncio.gather(*(
         reads.cluster.list_events(namespace, fields=f"involvedObject.name={one}")
         for one in dict.fromkeys(names)))
-    events: list[dict[str, Any]] = [e for batch in batches for e in batch]
+    events: list[Obj] = [e for batch in batches for e in batch]
     scope = f" for {involved}" + (f" and {len(names) - 1} related objects" if len(names) > 1
                                   else "") + note
     return events, scope

@@ -20,9 +20,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from agent.protocols import Obj
+from agent.text import labels
 from budo.errors import ClusterError, ClusterUnreachable, Conflict, Forbidden, NotFound
-
-Obj = dict[str, Any]
 
 # Canonical kind -> (API class, method stem, namespaced). ``read_<stem>`` reads one object,
 # ``list_<stem>`` lists them (``read_namespaced_pod`` / ``list_namespaced_pod``).
@@ -86,21 +86,24 @@ KIND_WORDS = {"pvc": "persistentvolumeclaim", "pv": "persistentvolume",
 
 def strip_secret(obj: Obj) -> Obj:
     """A Secret with its values dropped the moment it arrives: key names and sizes only."""
+    kept: dict[str, Any] = dict(obj)
     for field in ("data", "stringData"):
         values = obj.get(field)
         if isinstance(values, dict):
-            obj[field] = {k: f"<{len(str(v))} bytes>" for k, v in values.items()}
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+            kept[field] = {k: f"<{len(str(v))} bytes>" for k, v in values.items()}
+    meta = dict(obj.get("metadata") or {})
     # kubectl apply keeps the whole object, values included, in this annotation.
-    annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
-    return obj
+    meta["annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items()
+                           if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    kept["metadata"] = meta
+    return kept
 
 
 def label_selector(selector: Mapping[str, Any] | None) -> str:
     """A LabelSelector object (matchLabels + matchExpressions) as the API's query string."""
     if not selector:
         return ""
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    parts = [labels(selector.get("matchLabels"))] if selector.get("matchLabels") else []
     for expr in selector.get("matchExpressions") or []:
         key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
         if op == "In":

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict, deque
-from typing import Any
 
 from agent.analyzers import logs as log_an
 from agent.analyzers.common import CRITICAL, Finding, fit, matches
 from agent.analyzers.network import dns_findings
 from agent.kube import Cluster, label_selector
-from agent.protocols import ToolResult
+from agent.protocols import Obj, ToolResult
 from agent.reads import run_reads
 from budo.errors import ClusterError, Forbidden, NotFound
 
@@ -40,7 +39,7 @@ def parse_since(since: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-async def _resolve_pod(cluster: Cluster, namespace: str, name: str) -> tuple[dict[str, Any], str]:
+async def _resolve_pod(cluster: Cluster, namespace: str, name: str) -> tuple[Obj, str]:
     """The pod named ``name``, or the first pod of the deployment/statefulset of that name
     (with a note saying so)."""
     try:
@@ -187,7 +186,7 @@ async def read_logs(
                       findings=found)
 
 
-async def _grep(cluster: Cluster, namespace: str, pod_obj: dict[str, Any],
+async def _grep(cluster: Cluster, namespace: str, pod_obj: Obj,
                 container: str | None,
                 pattern: re.Pattern[str], grep: str, previous: bool, since: str | None,
                 since_seconds: int | None, context: int, note: str) -> ToolResult:
@@ -226,7 +225,7 @@ async def _grep(cluster: Cluster, namespace: str, pod_obj: dict[str, Any],
 
 
 async def _log_findings(cluster: Cluster, namespace: str, lines: list[str],
-                        pod: dict[str, Any]) -> list[str]:
+                        pod: Obj) -> list[str]:
     """DNS failures and failed connections named in the lines, linked to Services; for DNS
     timeouts, the cluster DNS pods where they live (kube-system), if budo may read there; a
     binary the kernel cannot execute, with the node's architecture."""

@@ -16,13 +16,12 @@ from __future__ import annotations
 import asyncio
 import time
 from contextvars import ContextVar
-from typing import Any
 
 from agent.kube import Cluster
+from agent.protocols import Obj
 from budo.errors import ClusterError, Forbidden, NotFound
 
 TTL = 300.0
-Obj = dict[str, Any]
 
 
 class RunReads:

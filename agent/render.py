@@ -6,11 +6,11 @@ and the unhealthy rows are marked so it does not have to infer health from five 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-Obj = Mapping[str, Any]
+from agent.protocols import Obj
 
 
 def parse_time(value: object) -> datetime | None:

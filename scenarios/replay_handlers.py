@@ -33,9 +33,11 @@ class ReplayServer(Protocol):
     """What the handlers read of the server (scenarios/replay.py): its state, the forbidden
     namespaces among its fault switches, its address and the user it answers as."""
 
-    state: ReplayState
     port: int
     user: str
+
+    @property
+    def state(self) -> ReplayState: ...
 
     @property
     def faults(self) -> _Forbidding: ...

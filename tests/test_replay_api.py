@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -190,6 +191,21 @@ async def test_previous_logs_and_container_errors(replay, tmp_path: Path) -> Non
     status = (await call(core.read_namespaced_pod, pod, "shop")).status.container_statuses[0]
     assert status.state.waiting.reason == "CrashLoopBackOff" and status.restart_count == 7
     assert status.last_state.terminated.exit_code == 139
+
+
+async def test_a_server_never_changes_its_scenario(replay) -> None:
+    """Tests share loaded scenarios (tests/fixtures/cluster.py): serving, shifting times and
+    deleting pods must all happen on the server's own copy."""
+    from scenarios import load_scenario
+
+    scenario = load_scenario("checkout-typo")
+    snapshot = copy.deepcopy((scenario.objects, scenario.logs))
+    server = await replay(scenario)
+    core, _ = apis(server)
+    await call(core.delete_namespaced_pod, CHECKOUT, "shop")
+    await call(core.list_namespaced_pod, "shop")
+    assert (scenario.objects, scenario.logs) == snapshot
+    assert server.state.objects is not scenario.objects
 
 
 async def test_delete_pod_brings_a_replacement_with_a_new_name(replay) -> None:
