@@ -33,7 +33,8 @@ from agent.events import (
     VerificationStarted,
     Verified,
 )
-from agent.loop import Budgets, RunOutcome, Stop, past_conversation, run_investigation
+from agent.loop import past_conversation, run_investigation
+from agent.outcome import Budgets, RunOutcome, Stop
 from agent.protocols import (
     ApprovalDecision,
     ApprovalRequest,
@@ -47,6 +48,7 @@ from agent.protocols import (
     ToolSpec,
     Usage,
 )
+from agent.text import cut, cut_middle, format_args, labels, one_line
 
 if TYPE_CHECKING:
     from agent.kube import Cluster
@@ -71,6 +73,6 @@ __all__ = [
     "RunInterrupted", "RunOutcome", "RunStarted", "Stop", "Terminal", "ToolCall",
     "ToolFinished", "ToolRequested", "ToolResult", "ToolSpec", "Truncated", "Usage",
     "VerdictReached", "VerificationStarted", "Verified", "build_toolbox", "context_notice",
-    "past_conversation",
+    "cut", "cut_middle", "format_args", "labels", "one_line", "past_conversation",
     "run_investigation",
 ]

@@ -27,10 +27,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import agent.prompts as prompts
-from agent.context import DEFAULT_CONTEXT_TOKENS, INFERRED, ContextBudget
+from agent.context import INFERRED, ContextBudget
 from agent.events import (
     ApprovalDecided,
     ApprovalRequested,
@@ -54,6 +54,7 @@ from agent.events import (
     Verified,
 )
 from agent.guards import clip, wrap_untrusted
+from agent.outcome import Budgets, RunOutcome, Stop
 from agent.protocols import (
     ApprovalDecision,
     ApprovalRequest,
@@ -79,38 +80,6 @@ from budo.errors import (
 MAX_NUDGES = 3  # replies that are neither a call nor an answer, per run, before one is accepted
 
 log = logging.getLogger("budo.agent.loop")
-
-
-@dataclass(frozen=True)
-class Budgets:
-    max_turns: int = 15
-    max_tokens: int = 200_000
-    run_timeout: float = 600.0
-    tool_timeout: float = 30.0
-    tool_output_chars: int = 8000
-    verify_timeout: float = 120.0
-    context_tokens: int = DEFAULT_CONTEXT_TOKENS  # when the server does not publish its window
-
-
-@dataclass(frozen=True)
-class Stop:
-    """Why the run's task was cancelled, as the caller who cancelled it tells the loop:
-    ``cancelled`` (someone asked) or ``interrupted`` (budo is shutting down)."""
-
-    kind: Literal["cancelled", "interrupted"] = "cancelled"
-    reason: str = "cancelled"
-    by: str | None = None   # who cancelled, when a person did (a Slack user id, "terminal")
-
-
-@dataclass
-class RunOutcome:
-    run_id: str
-    status: Literal["succeeded", "failed", "cancelled", "interrupted"]
-    verdict: dict[str, Any] | None  # agent.verdict.Verdict.to_dict()
-    turns: int
-    tokens: int
-    reason: str | None = None       # one line, for failed/cancelled/interrupted
-    messages: list[dict[str, Any]] = field(default_factory=list)  # for follow-ups
 
 
 class _SinkFailed(BudoError):

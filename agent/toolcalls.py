@@ -27,6 +27,7 @@ from collections.abc import Collection
 from typing import Any
 
 from agent.protocols import ToolCall
+from agent.text import one_line
 
 # Keys a call object may carry. A bare JSON object with any other key is not a call (it is
 # probably data the model is showing), which keeps recovery from misreading answers.
@@ -179,8 +180,7 @@ def _json_type(value: Any) -> str:
 
 
 def _snippet(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _MAX_ERROR_SNIPPET else flat[: _MAX_ERROR_SNIPPET - 1] + "…"
+    return one_line(text, _MAX_ERROR_SNIPPET)
 
 
 # --- recovery from text -----------------------------------------------------------------------

@@ -40,11 +40,6 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @property
-    def headline(self) -> str:
-        first = self.root_cause.strip().splitlines()[0] if self.root_cause.strip() else ""
-        return first[:200]
-
 
 def parse_verdict(text: str) -> Verdict:
     sections: dict[str, list[str]] = {}

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from agent.protocols import Completion, ToolCall, Usage
+from agent.text import one_line
 from agent.toolcalls import new_call_id, parse_arguments, recover_text_calls
 from budo.errors import ModelResponseError
 
@@ -113,7 +114,4 @@ def usage(
 
 
 def trim(text: str, limit: int = BODY_SNIPPET) -> str:
-    flat = " ".join(text.split())
-    if not flat:
-        return "(empty body)"
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return one_line(text, limit) or "(empty body)"

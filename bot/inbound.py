@@ -27,8 +27,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from budo.errors import StoreError
-from storage.deliveries import first_delivery
-from storage.store import Store
+from storage import Store, first_delivery
 
 log = logging.getLogger("budo.bot.inbound")
 

@@ -196,7 +196,7 @@ class SlackEventSink:
         if redacted:
             body.insert(2, blocks.context(f"🔒 {redacted} secret value(s) redacted"))
         if call.ts:
-            await self.poster.update(self.thread.channel, call.ts, text, body)
+            await self.poster.update_now(self.thread.channel, call.ts, text, body)
         else:  # the start message never made it: say it all in one
             call.ts = await self._post(text, body)
         self.doing = "thinking"

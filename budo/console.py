@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 from agent import (
     ApprovalDecided,
@@ -29,15 +29,12 @@ from agent import (
     VerificationStarted,
     Verified,
     context_notice,
+    cut_middle,
+    format_args,
 )
 
 PREVIEW_LINES = 4
 PREVIEW_WIDTH = 110
-
-
-def format_args(args: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
-                     for k, v in args.items())
 
 
 def preview(text: str, lines: int = PREVIEW_LINES, width: int = PREVIEW_WIDTH) -> list[str]:
@@ -45,7 +42,7 @@ def preview(text: str, lines: int = PREVIEW_LINES, width: int = PREVIEW_WIDTH) -
     all_lines = [line for line in text.splitlines() if line.strip()]
     findings = [line for line in all_lines if line.startswith("FINDINGS:")]
     body = [line for line in all_lines if not line.startswith("FINDINGS:")]
-    shown = [_middle(readable(line), width) for line in body[:lines]]
+    shown = [cut_middle(readable(line), width) for line in body[:lines]]
     if len(body) > lines:
         shown.append(f"… {len(body) - lines} more lines (full output in the audit trail)")
     return shown + [line[:width * 2] for line in findings]
@@ -67,14 +64,6 @@ def readable(line: str) -> str:
     text = f"{line[:start]}{severity} {record.get('message') or record.get('msg')}".strip()
     error = record.get("error") or record.get("err")
     return f"{text}: {error}" if error else text
-
-
-def _middle(line: str, width: int) -> str:
-    """Cut long lines in the middle: log lines put the error text last, JSON keys first."""
-    if len(line) <= width:
-        return line
-    head = width * 2 // 5
-    return f"{line[:head]} … {line[-(width - head - 3):]}"
 
 
 class TerminalSink:
