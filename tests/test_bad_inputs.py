@@ -118,7 +118,9 @@ def test_ctrl_c_in_sandbox_exits_130_quietly(tmp_path: Path, delay: float):
     time.sleep(delay)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 130
+    # 130, or (rarely, when the signal lands inside asyncio's own start-up) death by SIGINT,
+    # which Python chooses on purpose (bpo-1054041) and a shell reports as 130 all the same.
+    assert process.returncode in (130, -signal.SIGINT)
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) <= 1
 
 
