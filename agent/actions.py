@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -52,9 +51,6 @@ KIND_ALIASES = {
     "statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset",
     "daemonset": "daemonset", "daemonsets": "daemonset", "ds": "daemonset",
 }
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # validation.IsEnvVarName
 MAX_VALUE = 4096
 
 _NS = {"type": "string", "description": "Namespace of the workload."}
@@ -117,15 +113,14 @@ def summarise(tool: str, a: dict[str, Any]) -> str:
 
 def check_action(tool: str, cluster: Cluster, max_replicas: int, args: dict[str, Any]
                  ) -> dict[str, Any]:
-    """Validate and normalise before any request: raises ToolArgumentError."""
+    """Validate and normalise before any request: raises ToolArgumentError. Names (namespace,
+    workload, container, env var) are checked by validate_arguments with agent/names.py's
+    NAME_RULES, the one place the API's naming rules live."""
     from agent.tools import validate_arguments
 
     clean = validate_arguments(tool, PARAMETERS[tool], args)
-    namespace = clean["namespace"]
-    if not DNS_LABEL.match(namespace) or len(namespace) > 63:
-        raise ToolArgumentError(f"{tool}: namespace {namespace!r} is not a valid namespace name")
     try:
-        cluster.check_namespace(namespace)
+        cluster.check_namespace(clean["namespace"])
     except Forbidden as exc:
         raise ToolArgumentError(f"{tool}: {exc}") from None
     if tool != "rollout_undo":
@@ -134,10 +129,6 @@ def check_action(tool: str, cluster: Cluster, max_replicas: int, args: dict[str,
             raise ToolArgumentError(f"{tool}: kind must be one of {', '.join(KINDS[tool])}, "
                                     f"got {clean['kind']!r}")
         clean["kind"] = kind
-    name = clean["name"]
-    if not DNS_SUBDOMAIN.match(name) or len(name) > 253:
-        raise ToolArgumentError(f"{tool}: {name!r} is not a valid object name (lowercase "
-                                "letters, digits, '-' and '.')")
     if tool == "scale" and not 0 <= clean["replicas"] <= max_replicas:
         raise ToolArgumentError(f"scale: replicas must be between 0 and {max_replicas} "
                                 f"(BUDO_MAX_REPLICAS), got {clean['replicas']}")
@@ -145,13 +136,6 @@ def check_action(tool: str, cluster: Cluster, max_replicas: int, args: dict[str,
             clean["to_revision"] < 1:
         raise ToolArgumentError("rollout_undo: to_revision must be 1 or more")
     if tool == "set_env":
-        if not DNS_LABEL.match(clean["container"]) or len(clean["container"]) > 63:
-            raise ToolArgumentError(f"set_env: {clean['container']!r} is not a valid container "
-                                    "name")
-        if not ENV_NAME.match(clean["env_name"]):
-            raise ToolArgumentError(
-                f"set_env: {clean['env_name']!r} is not a valid environment variable name "
-                "(letters, digits, '_', '-', '.'; not starting with a digit)")
         value = str(args.get("value", ""))  # as given: leading spaces may be meant
         if len(value) > MAX_VALUE or "\n" in value:
             raise ToolArgumentError(f"set_env: the value must be one line of at most "
