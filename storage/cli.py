@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from budo.config import Settings
+from budo.console import terminal_safe
 from budo.errors import BudoError, StoreError
 from storage.export import export_jsonl, export_markdown
 from storage.store import Store
@@ -84,7 +85,8 @@ async def run_runs(args: argparse.Namespace) -> int:
 
 
 def _clip(text: str, width: int) -> str:
-    flat = " ".join(text.split())
+    """One cell: whitespace folded, controls shown not obeyed (questions come from Slack)."""
+    flat = terminal_safe(" ".join(text.split()))
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
