@@ -164,7 +164,7 @@ async def run_audit(args: argparse.Namespace) -> int:
         tampered = list(store.tampered)
     if tampered:
         print(f"WARNING: the database's schema was altered outside budo: "
-              f"{'; '.join(tampered)}", file=sys.stderr)
+              f"{terminal_safe('; '.join(tampered))}", file=sys.stderr)
     if result.ok:
         how = ("HMAC-SHA256 keyed" if result.keyed else "unkeyed: anyone with the file could "
                "rewrite it; check the final hash against the one posted in Slack with --expect")
@@ -172,5 +172,5 @@ async def run_audit(args: argparse.Namespace) -> int:
         print(f"OK {args.run_id}: {result.detail}, final hash {result.head_hash} "
               f"({how}{matched})")
         return 0
-    print(f"BROKEN {args.run_id}: {result.detail}")
+    print(f"BROKEN {args.run_id}: {terminal_safe(result.detail)}")  # names from the file
     return 1

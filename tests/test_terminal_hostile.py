@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 import unicodedata
 from pathlib import Path
@@ -19,7 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
+from budo.cli import main
 from budo.console import terminal_safe
+from storage import Store
+from tests.fixtures.store import record_checkout_typo_run
 from tests.test_front_ends import budo, state_env
 
 pytestmark = pytest.mark.slow
@@ -130,6 +134,23 @@ async def test_hostile_text_is_shown_not_obeyed_in_investigate_and_runs(tmp_path
     assert code == 0, err
     assert "why is vault-agent failing? ␛[2J" in runs
     assert obeyed(runs) == [] and obeyed(err) == []
+
+
+def test_audit_verify_shows_what_an_edited_database_names(store_path, capsys) -> None:
+    async def record() -> str:
+        async with await Store.open(store_path) as store:
+            return (await record_checkout_typo_run(store)).id
+    run_id = asyncio.run(record())
+    with sqlite3.connect(store_path) as conn:  # someone with the file, and an escape in mind
+        conn.execute("DROP TRIGGER events_no_update")
+        conn.execute("CREATE TRIGGER \"t\x1b]52;c;eA==\x07\" AFTER INSERT ON events BEGIN "
+                     "SELECT 1; END")
+        conn.execute("UPDATE events SET kind = 'x\x1b[2J' WHERE run_id = ? AND seq = 12",
+                     (run_id,))
+    assert main(["audit", "verify", run_id, "--db", store_path]) == 1
+    out, err = capsys.readouterr()
+    assert "BROKEN" in out and "␛[2J" in out and "␛]52;c;eA==␇ was added" in err
+    assert obeyed(out + err) == []
 
 
 async def test_a_one_line_error_shows_what_it_quotes(tmp_path):
