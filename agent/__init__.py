@@ -10,10 +10,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from agent.context import notice as context_notice
 from agent.events import (
     ApprovalDecided,
     ApprovalRequested,
+    ContextCompacted,
+    ContextTruncated,
     Event,
+    ModelNudged,
     ModelReply,
     ModelRequest,
     Redacted,
@@ -29,7 +33,8 @@ from agent.events import (
     VerificationStarted,
     Verified,
 )
-from agent.loop import Budgets, RunOutcome, Stop, past_conversation, run_investigation
+from agent.loop import past_conversation, run_investigation
+from agent.outcome import Budgets, RunOutcome, Stop
 from agent.protocols import (
     ApprovalDecision,
     ApprovalRequest,
@@ -43,6 +48,7 @@ from agent.protocols import (
     ToolSpec,
     Usage,
 )
+from agent.text import cut, cut_middle, format_args, labels, one_line
 
 if TYPE_CHECKING:
     from agent.kube import Cluster
@@ -61,10 +67,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ApprovalDecided", "ApprovalDecision", "ApprovalRequest", "ApprovalRequested", "Approver",
-    "Budgets", "ChatModel", "Cluster", "Completion", "Event", "EventSink", "ModelReply",
+    "Budgets", "ChatModel", "Cluster", "Completion", "ContextCompacted", "ContextTruncated",
+    "Event", "EventSink", "ModelNudged", "ModelReply",
     "ModelRequest", "OpenAIChatModel", "Preview", "Redacted", "RunCancelled", "RunFailed",
     "RunInterrupted", "RunOutcome", "RunStarted", "Stop", "Terminal", "ToolCall",
     "ToolFinished", "ToolRequested", "ToolResult", "ToolSpec", "Truncated", "Usage",
-    "VerdictReached", "VerificationStarted", "Verified", "build_toolbox", "past_conversation",
+    "VerdictReached", "VerificationStarted", "Verified", "build_toolbox", "context_notice",
+    "cut", "cut_middle", "format_args", "labels", "one_line", "past_conversation",
     "run_investigation",
 ]

@@ -31,14 +31,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.arguments import validate_arguments
 from agent.kube import Cluster
 from agent.kube_write import JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, WorkloadWriter
-from agent.protocols import Preview, ToolResult, ToolSpec, Verification
+from agent.protocols import Obj, Preview, ToolResult, ToolSpec, Verification
 from agent.redact import redact, redact_result
 from agent.rollout import current_line, diff, watch_rollout
 from budo.errors import ClusterError, Conflict, Forbidden, NotFound, ToolArgumentError
 
-Obj = dict[str, Any]
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 REVISION = "deployment.kubernetes.io/revision"
 # Annotations `rollout undo` keeps from the Deployment instead of copying from the ReplicaSet.
@@ -74,7 +74,7 @@ DESCRIPTIONS = {
         "this rolls out new pods. Mutating: on-call must approve. Use it when the evidence "
         "shows a wrong env value (e.g. a typo in a service address). Never for secrets."),
 }
-PARAMETERS: dict[str, Obj] = {
+PARAMETERS: dict[str, dict[str, Any]] = {
     "rollout_restart": {"type": "object", "properties": {
         "namespace": _NS, "kind": _KIND, "name": _NAME}, "required": ["namespace", "kind", "name"]},
     "rollout_undo": {"type": "object", "properties": {
@@ -116,8 +116,6 @@ def check_action(tool: str, cluster: Cluster, max_replicas: int, args: dict[str,
     """Validate and normalise before any request: raises ToolArgumentError. Names (namespace,
     workload, container, env var) are checked by validate_arguments with agent/names.py's
     NAME_RULES, the one place the API's naming rules live."""
-    from agent.tools import validate_arguments
-
     clean = validate_arguments(tool, PARAMETERS[tool], args)
     try:
         cluster.check_namespace(clean["namespace"])

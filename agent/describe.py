@@ -1,8 +1,10 @@
 """``describe``: one object as a short, kubectl-describe-like text plus its findings.
 
-Values a model needs (images, env, probes, resources, conditions, owner, recent events) are
-shown; values it must not see are not: ConfigMap data (keys only) and Secret references (shown
-as references, never resolved).
+Values a model needs (images, env, probes, resources, conditions, owner, recent events, the
+latest change) are shown; values it must not see are not: ConfigMap data and Secret data
+(keys only), Secret references (shown as references, never resolved). Events are fetched
+with field selectors for the object and a few of its children, never the namespace's list.
+This module handles pods, workloads and Services; ``describe_kinds`` the rest.
 """
 
 from __future__ import annotations
@@ -11,34 +13,60 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from agent import findings as fnd
+from agent.analyzers import network, workloads
+from agent.analyzers import pods as pod_an
+from agent.analyzers.common import EventIndex, Finding, fit, name_of
+from agent.changes import latest_change
+from agent.describe_kinds import OTHER_KINDS, describe_other
 from agent.kube import Cluster, label_selector
-from agent.render import age, events_text, involves, pod_ready, pod_restarts, pod_status
-from budo.errors import ClusterError, NotFound
-
-Obj = Mapping[str, Any]
+from agent.protocols import Obj
+from agent.reads import RunReads, run_reads
+from agent.render import age, events_text, pod_ready, pod_restarts, pod_status, pod_unhealthy
+from agent.survey import config_data, events_for
+from budo.errors import NotFound
 
 KIND_ALIASES: dict[str, str] = {
     "pod": "pod", "pods": "pod", "po": "pod",
     "deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
     "replicaset": "replicaset", "replicasets": "replicaset", "rs": "replicaset",
     "statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset",
+    "daemonset": "daemonset", "daemonsets": "daemonset", "ds": "daemonset",
     "service": "service", "services": "service", "svc": "service",
     "node": "node", "nodes": "node", "no": "node",
     "configmap": "configmap", "configmaps": "configmap", "cm": "configmap",
+    "job": "job", "jobs": "job", "cronjob": "cronjob", "cronjobs": "cronjob", "cj": "cronjob",
+    "pvc": "pvc", "persistentvolumeclaim": "pvc", "persistentvolumeclaims": "pvc",
+    "pv": "pv", "persistentvolume": "pv", "persistentvolumes": "pv",
+    "storageclass": "storageclass", "storageclasses": "storageclass", "sc": "storageclass",
+    "ingress": "ingress", "ingresses": "ingress", "ing": "ingress",
+    "hpa": "hpa", "horizontalpodautoscaler": "hpa", "horizontalpodautoscalers": "hpa",
+    "pdb": "pdb", "poddisruptionbudget": "pdb", "poddisruptionbudgets": "pdb",
+    "resourcequota": "resourcequota", "resourcequotas": "resourcequota", "quota": "resourcequota",
+    "limitrange": "limitrange", "limitranges": "limitrange", "limits": "limitrange",
+    "networkpolicy": "networkpolicy", "networkpolicies": "networkpolicy",
+    "netpol": "networkpolicy",
+    "serviceaccount": "serviceaccount", "serviceaccounts": "serviceaccount",
+    "sa": "serviceaccount",
+    "endpointslice": "endpointslice", "endpointslices": "endpointslice",
+    "secret": "secret", "secrets": "secret",
 }
-KINDS = ("pod", "deployment", "replicaset", "statefulset", "service", "node", "configmap")
+KINDS = ("pod", "deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob",
+         "service", "ingress", "networkpolicy", "endpointslice", "configmap", "secret",
+         "serviceaccount", "pvc", "pv", "storageclass", "hpa", "pdb", "resourcequota",
+         "limitrange", "node")
+CLUSTER_SCOPED = frozenset({"node", "pv", "storageclass"})
+MAX_CHILD_EVENT_READS = 5
 
 
 def _meta(obj: Obj) -> Mapping[str, Any]:
     return obj.get("metadata", {}) or {}
 
 
-def _kv(mapping: Mapping[str, Any] | None) -> str:
+def kv(mapping: Mapping[str, Any] | None) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted((mapping or {}).items())) or "<none>"
 
 
-def _conditions(obj: Obj) -> str:
+def conditions_text(obj: Obj) -> str:
     parts = []
     for c in obj.get("status", {}).get("conditions") or []:
         text = f"{c.get('type')}={c.get('status')}"
@@ -55,12 +83,10 @@ def _env_line(env: Obj) -> str:
     if "value" in env:
         return f"{name}={env.get('value')}"
     source = env.get("valueFrom") or {}
-    if "secretKeyRef" in source:
-        ref = source["secretKeyRef"]
-        return f"{name}=<secretKeyRef {ref.get('name')}/{ref.get('key')}>"
-    if "configMapKeyRef" in source:
-        ref = source["configMapKeyRef"]
-        return f"{name}=<configMapKeyRef {ref.get('name')}/{ref.get('key')}>"
+    for key in ("secretKeyRef", "configMapKeyRef"):
+        if key in source:
+            ref = source[key]
+            return f"{name}=<{key} {ref.get('name')}/{ref.get('key')}>"
     if "fieldRef" in source:
         return f"{name}=<fieldRef {source['fieldRef'].get('fieldPath')}>"
     if "resourceFieldRef" in source:
@@ -75,13 +101,29 @@ def _probe(probe: Obj | None) -> str:
               f"period={probe.get('periodSeconds', 10)}s "
               f"timeout={probe.get('timeoutSeconds', 1)}s "
               f"failureThreshold={probe.get('failureThreshold', 3)}")
-    return f"{fnd.probe_summary(probe)} {timing}"
+    return f"{pod_an.probe_summary(probe)} {timing}"
 
 
-def _resources(container: Obj) -> str:
-    res = container.get("resources") or {}
-    req, lim = _kv(res.get("requests")), _kv(res.get("limits"))
-    return f"requests {req}; limits {lim}"
+def _state_line(cs: Obj) -> list[str]:
+    """State and lastState with their messages: where "stat /app/x: no such file" and
+    "couldn't find key" live."""
+    state = next(iter((cs.get("state") or {"unknown": {}}).items()))
+    detail = state[1].get("reason") or ""
+    lines = [f"    state: {state[0]} {detail}".rstrip()
+             + f"; ready={cs.get('ready')}; restarts={cs.get('restartCount', 0)}"]
+    message = " ".join(str(state[1].get("message") or "").split())
+    if state[0] == "terminated":
+        lines[0] += f"; exit {state[1].get('exitCode')}"
+    if message:
+        lines.append(f"      message: {message[:400]}")
+    term = (cs.get("lastState") or {}).get("terminated")
+    if term:
+        lines.append(f"    last terminated: {term.get('reason')} exit "
+                     f"{term.get('exitCode')} at {term.get('finishedAt', '?')}")
+        said = " ".join(str(term.get("message") or "").split())
+        if said:
+            lines.append(f"      message: {said[:400]}")
+    return lines
 
 
 def containers_text(spec: Obj, statuses: Sequence[Obj] = ()) -> list[str]:
@@ -94,20 +136,13 @@ def containers_text(spec: Obj, statuses: Sequence[Obj] = ()) -> list[str]:
             if c.get("command") or c.get("args"):
                 argv = [*(c.get("command") or []), *(c.get("args") or [])]
                 lines.append(f"    command: {' '.join(argv)}")
-            ports = [f"{p.get('containerPort')}/{p.get('protocol', 'TCP')}"
-                     for p in c.get("ports") or []]
+            ports = [f"{p.get('name') + ':' if p.get('name') else ''}{p.get('containerPort')}"
+                     f"/{p.get('protocol', 'TCP')}" for p in c.get("ports") or []]
             if ports:
                 lines.append(f"    ports: {', '.join(ports)}")
             cs = by_name.get(c.get("name"))
             if cs:
-                state = next(iter((cs.get("state") or {"unknown": {}}).items()))
-                detail = state[1].get("reason") or ""
-                lines.append(f"    state: {state[0]} {detail}".rstrip()
-                             + f"; ready={cs.get('ready')}; restarts={cs.get('restartCount', 0)}")
-                term = (cs.get("lastState") or {}).get("terminated")
-                if term:
-                    lines.append(f"    last terminated: {term.get('reason')} exit "
-                                 f"{term.get('exitCode')} at {term.get('finishedAt', '?')}")
+                lines.extend(_state_line(cs))
             if c.get("env"):
                 lines.append("    env:")
                 lines.extend(f"      {_env_line(e)}" for e in c["env"])
@@ -115,130 +150,179 @@ def containers_text(spec: Obj, statuses: Sequence[Obj] = ()) -> list[str]:
                 for key, kind in (("configMapRef", "configmap"), ("secretRef", "secret")):
                     if key in source:
                         lines.append(f"    envFrom: {kind} {source[key].get('name')}")
-            lines.append(f"    resources: {_resources(c)}")
+            res = c.get("resources") or {}
+            lines.append(f"    resources: requests {kv(res.get('requests'))}; "
+                         f"limits {kv(res.get('limits'))}")
+            for mount in c.get("volumeMounts") or []:
+                lines.append(f"    mount {mount.get('name')} at {mount.get('mountPath')}"
+                             + (f" (subPath {mount['subPath']})" if mount.get("subPath")
+                                else ""))
             if group == "containers":
                 lines.append(f"    liveness: {_probe(c.get('livenessProbe'))}")
                 lines.append(f"    readiness: {_probe(c.get('readinessProbe'))}")
+                if c.get("startupProbe"):
+                    lines.append(f"    startup: {_probe(c.get('startupProbe'))}")
     for volume in spec.get("volumes") or []:
-        for key in ("configMap", "secret", "persistentVolumeClaim", "emptyDir"):
+        for key in ("configMap", "secret", "persistentVolumeClaim", "emptyDir", "hostPath",
+                    "projected"):
             if key in volume:
                 source = volume[key] or {}
-                ref = source.get("name") or source.get("secretName") or source.get("claimName")
-                lines.append(f"  volume {volume.get('name')}: {key} {ref or ''}".rstrip())
+                ref = (source.get("name") or source.get("secretName")
+                       or source.get("claimName") or source.get("path") or "")
+                lines.append(f"  volume {volume.get('name')}: {key} {ref}".rstrip())
     return lines
 
 
-def _owner(obj: Obj) -> str:
+def owner_text(obj: Obj) -> str:
     owners = _meta(obj).get("ownerReferences") or []
     return ", ".join(f"{o.get('kind')}/{o.get('name')}" for o in owners) or "<none>"
 
 
 def _pods_lines(pods: Sequence[Obj], now: datetime | None) -> list[str]:
-    lines = [f"pods ({len(pods)}):"]
-    for pod in sorted(pods, key=lambda p: _meta(p).get("name", ""))[:10]:
+    lines = [f"pods ({len(pods)}, unhealthy first):"]
+    ordered = sorted(pods, key=lambda p: (not pod_unhealthy(p), name_of(p)))
+    for pod in ordered[:10]:
         ready, total = pod_ready(pod)
-        lines.append(f"  {_meta(pod).get('name')}  {ready}/{total}  {pod_status(pod)}  "
+        lines.append(f"  {name_of(pod)}  {ready}/{total}  {pod_status(pod)}  "
                      f"restarts {pod_restarts(pod, now)}")
+    if len(pods) > 10:
+        lines.append(f"  … {len(pods) - 10} more")
     return lines
 
 
-def _events_lines(events: Sequence[Obj], name: str, now: datetime | None) -> list[str]:
-    mine = [e for e in events if involves(e, name)]
+def events_lines(events: EventIndex | Sequence[Obj], now: datetime | None) -> list[str]:
+    items = events.all() if isinstance(events, EventIndex) else list(events)
     return ["recent events:", *("  " + line for line in
-                                events_text(mine, now, limit=10).splitlines())]
+                                events_text(items, now, limit=10).splitlines())]
 
 
 async def describe(
     cluster: Cluster, kind: str, name: str, namespace: str | None, now: datetime | None = None
 ) -> tuple[str, list[str]]:
-    """Text and findings for one object; raises ClusterError subclasses."""
+    """Text and findings (most severe first) for one object; raises ClusterError."""
+    reads = run_reads(cluster)
     obj = await cluster.get(kind, name, namespace)
-    if kind == "configmap":
-        return _configmap(obj), []
-    if kind == "node":
-        return _node(obj, now), []
-    assert namespace is not None
-    events = await cluster.list_events(namespace)
-    if kind == "service":
-        return await _service(cluster, obj, namespace, events, now)
     if kind == "pod":
-        return await _pod(cluster, obj, namespace, events, now)
-    return await _workload(cluster, kind, obj, namespace, events, now)
+        assert namespace is not None
+        text, found = await _pod(reads, obj, namespace, now)
+    elif kind in ("deployment", "replicaset", "statefulset", "daemonset"):
+        assert namespace is not None
+        text, found = await _workload(reads, kind, obj, namespace, now)
+    elif kind == "service":
+        assert namespace is not None
+        text, found = await _service(reads, obj, namespace, now)
+    elif kind in OTHER_KINDS:
+        text, found = await describe_other(reads, kind, obj, namespace, now)
+    else:
+        raise NotFound(f"describe does not know kind {kind!r}")
+    return text, fit(found)
 
 
-async def _pod(cluster: Cluster, pod: Obj, namespace: str, events: Sequence[Obj],
-               now: datetime | None) -> tuple[str, list[str]]:
+async def _address_context(reads: RunReads, namespace: str
+                           ) -> tuple[list[Any], list[Any] | None, dict[str, dict[str, str]]]:
+    lists = await reads.many(namespace, "service", "endpoints", "configmap")
+    return lists["service"] or [], lists["endpoints"], config_data(lists["configmap"])
+
+
+async def _pod(reads: RunReads, pod: Obj, namespace: str,
+               now: datetime | None) -> tuple[str, list[Finding]]:
     meta, status = _meta(pod), pod.get("status", {})
     spec = pod.get("spec", {})
     ready, total = pod_ready(pod)
+    events = await events_for(reads, namespace, [name_of(pod)])
     lines = [
         f"Pod {namespace}/{meta.get('name')}",
         f"  status: {pod_status(pod)} (phase {status.get('phase')}); ready {ready}/{total}; "
         f"age {age(meta.get('creationTimestamp'), now)}",
         f"  node: {spec.get('nodeName') or '<none>'}; ip {status.get('podIP') or '<none>'}",
-        f"  owner: {_owner(pod)}",
-        f"  labels: {_kv(meta.get('labels'))}",
-        f"  conditions: {_conditions(pod)}",
-        *containers_text(spec, [*(status.get("initContainerStatuses") or []),
-                                *(status.get("containerStatuses") or [])]),
-        *_events_lines(events, str(meta.get("name")), now),
+        f"  owner: {owner_text(pod)}",
+        f"  labels: {kv(meta.get('labels'))}",
+        f"  conditions: {conditions_text(pod)}",
     ]
-    services, endpoints = await _services_and_endpoints(cluster, namespace)
-    found = fnd.pod_findings(pod, events)
-    found += fnd.env_host_findings(f"pod {meta.get('name')}", spec.get("containers") or [],
-                                   services, namespace, endpoints)
+    if status.get("message"):
+        lines.append(f"  message: {status.get('reason', '')} {status['message']}".rstrip())
+    lines += containers_text(spec, [*(status.get("initContainerStatuses") or []),
+                                    *(status.get("containerStatuses") or [])])
+    lines += events_lines(events, now)
+    services, endpoints, config = await _address_context(reads, namespace)
+    found = pod_an.pod_findings(pod, events)
+    found += network.env_host_findings(f"pod {meta.get('name')}", spec.get("containers") or [],
+                                       services, namespace, endpoints, config)
     return "\n".join(lines), found
 
 
-async def _workload(cluster: Cluster, kind: str, obj: Obj, namespace: str,
-                    events: Sequence[Obj], now: datetime | None) -> tuple[str, list[str]]:
+TITLES = {"deployment": "Deployment", "replicaset": "ReplicaSet",
+          "statefulset": "StatefulSet", "daemonset": "DaemonSet"}
+
+
+async def _workload(reads: RunReads, kind: str, obj: Obj, namespace: str,
+                    now: datetime | None) -> tuple[str, list[Finding]]:
     meta, spec, status = _meta(obj), obj.get("spec", {}), obj.get("status", {})
+    name = str(meta.get("name"))
     template = spec.get("template", {})
-    title = {"deployment": "Deployment", "replicaset": "ReplicaSet",
-             "statefulset": "StatefulSet"}[kind]
     selector = label_selector(spec.get("selector"))
+    if kind == "daemonset":
+        counts = (f"  pods: {status.get('desiredNumberScheduled', 0)} desired, "
+                  f"{status.get('updatedNumberScheduled', 0)} updated, "
+                  f"{status.get('numberReady', 0)} ready, "
+                  f"{status.get('numberAvailable', 0)} available")
+    else:
+        counts = (f"  replicas: {spec.get('replicas', 1)} desired, "
+                  f"{status.get('updatedReplicas', 0)} updated, "
+                  f"{status.get('readyReplicas', 0)} ready, "
+                  f"{status.get('availableReplicas', 0)} available")
     lines = [
-        f"{title} {namespace}/{meta.get('name')}",
-        f"  replicas: {spec.get('replicas', 1)} desired, {status.get('updatedReplicas', 0)} "
-        f"updated, {status.get('readyReplicas', 0)} ready, "
-        f"{status.get('availableReplicas', 0)} available",
+        f"{TITLES[kind]} {namespace}/{name}", counts,
         f"  selector: {selector or '<none>'}; age {age(meta.get('creationTimestamp'), now)}",
-        f"  owner: {_owner(obj)}",
+        f"  owner: {owner_text(obj)}",
     ]
     revision = (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision")
     if revision:
         lines.append(f"  revision: {revision}")
-    lines.append(f"  conditions: {_conditions(obj)}")
+    lines.append(f"  conditions: {conditions_text(obj)}")
+    change = await latest_change(reads, kind, obj, namespace, now)
+    if change:
+        lines.extend(f"  {line}" for line in change)
     lines.extend(containers_text(template.get("spec", {})))
-    pods = await cluster.list_pods(namespace, selector) if selector else []
+    pods = await reads.cluster.list_pods(namespace, selector) if selector else []
     wanted = (spec.get("selector") or {}).get("matchLabels") or {}
-    pods = [p for p in pods if fnd.matches(_meta(p).get("labels") or {}, wanted)]
+    pods = [p for p in pods if pod_an_matches(p, wanted)]
     lines.extend(_pods_lines(pods, now))
-    lines.extend(_events_lines(events, str(meta.get("name")), now))
-    services, endpoints = await _services_and_endpoints(cluster, namespace)
-    found = fnd.env_host_findings(f"{kind} {meta.get('name')}",
-                                  template.get("spec", {}).get("containers") or [],
-                                  services, namespace, endpoints)
-    for pod in pods:
-        found.extend(fnd.pod_findings(pod, events))
+    children = sorted(pods, key=lambda p: not pod_unhealthy(p))[:MAX_CHILD_EVENT_READS]
+    replicasets = await reads.list_of("replicaset", namespace) if kind == "deployment" else []
+    newest = workloads.owned_replicasets(obj, replicasets or [])[:1]
+    events = await events_for(reads, namespace,
+                              [name, *map(name_of, newest), *map(name_of, children)])
+    lines.extend(events_lines(events, now))
+    services, endpoints, config = await _address_context(reads, namespace)
+    found: list[Finding] = network.env_host_findings(
+        f"{kind} {name}", template.get("spec", {}).get("containers") or [], services,
+        namespace, endpoints, config)
+    if kind == "deployment":
+        found += workloads.deployment_findings(obj, replicasets or [], events)
+    elif kind == "replicaset":
+        found += workloads.replicaset_findings(obj, events)
+    elif kind == "statefulset":
+        found += workloads.statefulset_findings(obj, events)
+    else:
+        found += workloads.daemonset_findings(obj, events)
+    seen: set[str] = set()
+    for pod in sorted(pods, key=lambda p: not pod_unhealthy(p)):
+        key = pod_status(pod)
+        if key in seen:  # replicas failing the same way say the same thing
+            continue
+        seen.add(key)
+        found.extend(pod_an.pod_findings(pod, events))
     return "\n".join(lines), found
 
 
-async def _services_and_endpoints(cluster: Cluster, namespace: str
-                                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
-    """Both lists for the env-host findings; without permission on Endpoints, only Services
-    (None: unknown, which is not the same as "no endpoints")."""
-    services = await cluster.list_services(namespace)
-    endpoints: list[dict[str, Any]] | None
-    try:
-        endpoints = await cluster.list_endpoints(namespace)
-    except ClusterError:
-        endpoints = None
-    return services, endpoints
+def pod_an_matches(pod: Obj, wanted: Mapping[str, str]) -> bool:
+    labels = _meta(pod).get("labels") or {}
+    return all(labels.get(k) == v for k, v in wanted.items())
 
 
-async def _service(cluster: Cluster, svc: Obj, namespace: str, events: Sequence[Obj],
-                   now: datetime | None) -> tuple[str, list[str]]:
+async def _service(reads: RunReads, svc: Obj, namespace: str,
+                   now: datetime | None) -> tuple[str, list[Finding]]:
     meta, spec = _meta(svc), svc.get("spec", {})
     name = str(meta.get("name"))
     ports = ", ".join(f"{p.get('name', '')}{':' if p.get('name') else ''}{p.get('port')}"
@@ -248,11 +332,11 @@ async def _service(cluster: Cluster, svc: Obj, namespace: str, events: Sequence[
         f"Service {namespace}/{name}",
         f"  type: {spec.get('type', 'ClusterIP')}; clusterIP {spec.get('clusterIP')}; "
         f"ports {ports or '<none>'}",
-        f"  selector: {_kv(spec.get('selector'))}",
+        f"  selector: {kv(spec.get('selector'))}",
     ]
     endpoints: Obj | None = None
     try:
-        endpoints = await cluster.get("endpoints", name, namespace)
+        endpoints = await reads.cluster.get("endpoints", name, namespace)
     except NotFound:  # a Service without a selector may have none
         endpoints = None
     ready, not_ready = [], []
@@ -264,41 +348,17 @@ async def _service(cluster: Cluster, svc: Obj, namespace: str, events: Sequence[
     lines.append(f"  endpoints ready: {', '.join(ready) or '<none>'}")
     if not_ready:
         lines.append(f"  endpoints not ready: {', '.join(not_ready)}")
-    pods = await cluster.list_pods(namespace) if spec.get("selector") else []
-    lines.extend(_events_lines(events, name, now))
-    return "\n".join(lines), fnd.service_findings(svc, endpoints, pods)
+    found: list[Finding] = []
+    if spec.get("selector"):
+        selected = await reads.cluster.list_pods(namespace, kv(spec["selector"]))
+        pool = selected
+        if not selected:  # who almost matches? one list for the run
+            pool = await reads.list_of("pod", namespace) or []
+        found = network.service_findings(svc, endpoints, pool)
+    lines.extend(events_lines(await events_for(reads, namespace, [name]), now))
+    return "\n".join(lines), found
 
 
 def _address(address: Obj) -> str:
     target = (address.get("targetRef") or {}).get("name")
     return f"{address.get('ip')}" + (f" ({target})" if target else "")
-
-
-def _configmap(cm: Obj) -> str:
-    meta = _meta(cm)
-    data = cm.get("data") or {}
-    binary = cm.get("binaryData") or {}
-    keys = [f"{k} ({len(str(v))} chars)" for k, v in sorted(data.items())]
-    keys += [f"{k} (binary)" for k in sorted(binary)]
-    return "\n".join([
-        f"ConfigMap {meta.get('namespace')}/{meta.get('name')}",
-        f"  keys ({len(keys)}; values not shown): {', '.join(keys) or '<none>'}",
-        f"  labels: {_kv(meta.get('labels'))}",
-    ])
-
-
-def _node(node: Obj, now: datetime | None) -> str:
-    meta, spec, status = _meta(node), node.get("spec", {}), node.get("status", {})
-    info = status.get("nodeInfo") or {}
-    taints = ", ".join(f"{t.get('key')}={t.get('value', '')}:{t.get('effect')}"
-                       for t in spec.get("taints") or []) or "<none>"
-    return "\n".join([
-        f"Node {meta.get('name')}",
-        f"  unschedulable: {bool(spec.get('unschedulable'))}; taints: {taints}",
-        f"  conditions: {_conditions(node)}",
-        f"  capacity: {_kv(status.get('capacity'))}",
-        f"  allocatable: {_kv(status.get('allocatable'))}",
-        f"  kubelet {info.get('kubeletVersion', '?')}; "
-        f"age {age(meta.get('creationTimestamp'), now)}",
-        f"  labels: {_kv(meta.get('labels'))}",
-    ])

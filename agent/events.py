@@ -46,6 +46,8 @@ class ModelRequest(Event):
     messages: int          # how many messages were sent
     chars: int             # total characters of message content sent
     tools_offered: int     # 0 on the last turn: the model must answer
+    estimated_tokens: int = 0  # the context budget's calibrated estimate of the prompt
+    context_window: int = 0    # the window it was fitted to
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +146,46 @@ class Redacted(Event):
     tool: str
     count: int
     kinds: list[str]        # e.g. ["bearer", "jwt"]: what was found, never the values
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContextCompacted(Event):
+    """Older tool results were shortened so the conversation fits the model's context."""
+
+    kind: ClassVar[str] = "context_compacted"
+    turn: int
+    reason: str              # "budget" (before sending), "overflow" (the server refused)
+    window: int              # the model's context in tokens, and where that number came from
+    source: str
+    before_tokens: int       # estimated prompt tokens before and after
+    after_tokens: int
+    level: int               # 1 FINDINGS + first lines, 2 FINDINGS only, 3 latest results clipped
+    call_ids: list[str] = field(default_factory=list)
+    fits: bool = True        # False: even the hardest compaction was not enough
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContextTruncated(Event):
+    """The server reported far fewer prompt tokens than were sent: it silently dropped part of
+    the conversation (Ollama over num_ctx drops the oldest messages, the question first)."""
+
+    kind: ClassVar[str] = "context_truncated"
+    turn: int
+    estimated_tokens: int
+    reported_tokens: int
+    window: int              # what budo now assumes the server's context is
+    message: str             # one line for humans, naming the setting to raise
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelNudged(Event):
+    """The model's reply was neither a tool call nor an answer in the verdict format (or was cut
+    off), so the loop asked again instead of taking it as the verdict."""
+
+    kind: ClassVar[str] = "model_nudged"
+    turn: int
+    reason: str              # "not an answer", "empty", "cut off", "context full"
+    content: str = ""        # what the model said
 
 
 @dataclass(frozen=True, kw_only=True)

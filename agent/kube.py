@@ -20,28 +20,90 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from agent.protocols import Obj
+from agent.text import labels
 from budo.errors import ClusterError, ClusterUnreachable, Conflict, Forbidden, NotFound
 
-Obj = dict[str, Any]
-
-# Canonical kind -> (API group class, read method, namespaced)
-_READERS: dict[str, tuple[str, str, bool]] = {
-    "pod": ("core", "read_namespaced_pod", True),
-    "deployment": ("apps", "read_namespaced_deployment", True),
-    "replicaset": ("apps", "read_namespaced_replica_set", True),
-    "statefulset": ("apps", "read_namespaced_stateful_set", True),
-    "service": ("core", "read_namespaced_service", True),
-    "endpoints": ("core", "read_namespaced_endpoints", True),
-    "configmap": ("core", "read_namespaced_config_map", True),
-    "node": ("core", "read_node", False),
+# Canonical kind -> (API class, method stem, namespaced). ``read_<stem>`` reads one object,
+# ``list_<stem>`` lists them (``read_namespaced_pod`` / ``list_namespaced_pod``).
+KINDS: dict[str, tuple[str, str, bool]] = {
+    "pod": ("core", "namespaced_pod", True),
+    "service": ("core", "namespaced_service", True),
+    "endpoints": ("core", "namespaced_endpoints", True),
+    "configmap": ("core", "namespaced_config_map", True),
+    "secret": ("core", "namespaced_secret", True),
+    "serviceaccount": ("core", "namespaced_service_account", True),
+    "pvc": ("core", "namespaced_persistent_volume_claim", True),
+    "resourcequota": ("core", "namespaced_resource_quota", True),
+    "limitrange": ("core", "namespaced_limit_range", True),
+    "event": ("core", "namespaced_event", True),
+    "node": ("core", "node", False),
+    "pv": ("core", "persistent_volume", False),
+    "deployment": ("apps", "namespaced_deployment", True),
+    "replicaset": ("apps", "namespaced_replica_set", True),
+    "statefulset": ("apps", "namespaced_stateful_set", True),
+    "daemonset": ("apps", "namespaced_daemon_set", True),
+    "controllerrevision": ("apps", "namespaced_controller_revision", True),
+    "job": ("batch", "namespaced_job", True),
+    "cronjob": ("batch", "namespaced_cron_job", True),
+    "ingress": ("networking", "namespaced_ingress", True),
+    "networkpolicy": ("networking", "namespaced_network_policy", True),
+    "hpa": ("autoscaling", "namespaced_horizontal_pod_autoscaler", True),
+    "pdb": ("policy", "namespaced_pod_disruption_budget", True),
+    "endpointslice": ("discovery", "namespaced_endpoint_slice", True),
+    "storageclass": ("storage", "storage_class", False),
 }
+# The RBAC (apiGroup, resource) each kind is read through: manifests/rbac-read.yaml grants
+# exactly these (plus pods/log and namespaces), and tests/test_manifests.py checks it.
+RBAC_GROUPS = {"core": "", "apps": "apps", "batch": "batch", "networking": "networking.k8s.io",
+               "autoscaling": "autoscaling", "policy": "policy",
+               "discovery": "discovery.k8s.io", "storage": "storage.k8s.io"}
+RESOURCES = {
+    "pod": "pods", "service": "services", "endpoints": "endpoints", "configmap": "configmaps",
+    "secret": "secrets", "serviceaccount": "serviceaccounts", "pvc": "persistentvolumeclaims",
+    "resourcequota": "resourcequotas", "limitrange": "limitranges", "event": "events",
+    "node": "nodes", "pv": "persistentvolumes", "deployment": "deployments",
+    "replicaset": "replicasets", "statefulset": "statefulsets", "daemonset": "daemonsets",
+    "controllerrevision": "controllerrevisions", "job": "jobs", "cronjob": "cronjobs",
+    "ingress": "ingresses", "networkpolicy": "networkpolicies", "hpa": "horizontalpodautoscalers",
+    "pdb": "poddisruptionbudgets", "endpointslice": "endpointslices",
+    "storageclass": "storageclasses",
+}
+
+
+def rbac_reads() -> set[tuple[str, str]]:
+    """(apiGroup, resource) of everything the read tools may fetch; secrets are optional
+    (describe secret and the Ingress TLS check work only where a Role grants them)."""
+    needed = {(RBAC_GROUPS[group], RESOURCES[kind]) for kind, (group, _s, _n) in KINDS.items()
+              if kind != "secret"}
+    return needed | {("", "pods/log"), ("", "namespaces")}
+
+
+# What a message names: "persistentvolumeclaim 'data'" reads better than "pvc 'data'".
+KIND_WORDS = {"pvc": "persistentvolumeclaim", "pv": "persistentvolume",
+              "hpa": "horizontalpodautoscaler", "pdb": "poddisruptionbudget"}
+
+
+def strip_secret(obj: Obj) -> Obj:
+    """A Secret with its values dropped the moment it arrives: key names and sizes only."""
+    kept: dict[str, Any] = dict(obj)
+    for field in ("data", "stringData"):
+        values = obj.get(field)
+        if isinstance(values, dict):
+            kept[field] = {k: f"<{len(str(v))} bytes>" for k, v in values.items()}
+    meta = dict(obj.get("metadata") or {})
+    # kubectl apply keeps the whole object, values included, in this annotation.
+    meta["annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items()
+                           if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    kept["metadata"] = meta
+    return kept
 
 
 def label_selector(selector: Mapping[str, Any] | None) -> str:
     """A LabelSelector object (matchLabels + matchExpressions) as the API's query string."""
     if not selector:
         return ""
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    parts = [labels(selector.get("matchLabels"))] if selector.get("matchLabels") else []
     for expr in selector.get("matchExpressions") or []:
         key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
         if op == "In":
@@ -71,8 +133,17 @@ class Cluster:
         self.namespaces = tuple(namespaces)
         self.request_timeout = request_timeout
         self.source = source
-        self._core = client.CoreV1Api(api_client)
-        self._apps = client.AppsV1Api(api_client)
+        self._apis: dict[str, Any] = {
+            "core": client.CoreV1Api(api_client), "apps": client.AppsV1Api(api_client),
+            "batch": client.BatchV1Api(api_client),
+            "networking": client.NetworkingV1Api(api_client),
+            "autoscaling": client.AutoscalingV2Api(api_client),
+            "policy": client.PolicyV1Api(api_client),
+            "discovery": client.DiscoveryV1Api(api_client),
+            "storage": client.StorageV1Api(api_client),
+        }
+        self._core = self._apis["core"]
+        self._apps = self._apis["apps"]
 
     # --- construction -------------------------------------------------------------------
 
@@ -134,6 +205,10 @@ class Cluster:
                               _request_timeout=self.request_timeout)
             return bytes(response.data)
 
+        return await self._guarded(what, call)
+
+    async def _guarded(self, what: str, call: Callable[[], Any]) -> Any:
+        """Run ``call`` in a worker thread, translating the client's errors once."""
         try:
             return await asyncio.to_thread(call)
         except ApiException as exc:
@@ -189,45 +264,56 @@ class Cluster:
             items = [i for i in items if i.get("metadata", {}).get("name") in self.namespaces]
         return items
 
-    async def list_pods(self, namespace: str, selector: str = "") -> list[Obj]:
-        self.check_namespace(namespace)
-        return await self._items(f"pods in namespace {namespace!r}",
-                                 self._core.list_namespaced_pod, namespace=namespace,
-                                 label_selector=selector)
+    async def list_of(self, kind: str, namespace: str | None = None, *, labels: str = "",
+                   fields: str = "") -> list[Obj]:
+        """Every ``kind`` (a key of ``KINDS``) in ``namespace`` (ignored for cluster-scoped
+        kinds), narrowed on the server by label and field selectors."""
+        group, stem, namespaced = KINDS[kind]
+        method = getattr(self._apis[group], f"list_{stem}")
+        word = KIND_WORDS.get(kind, kind)
+        if not namespaced:
+            items = await self._items(f"{word}s", method, label_selector=labels,
+                                      field_selector=fields)
+        else:
+            if not namespace:
+                raise ClusterError(f"listing {word}s needs a namespace")
+            self.check_namespace(namespace)
+            items = await self._items(f"{word}s in namespace {namespace!r}", method,
+                                      namespace=namespace, label_selector=labels,
+                                      field_selector=fields)
+        return [strip_secret(i) for i in items] if kind == "secret" else items
 
-    async def list_events(self, namespace: str) -> list[Obj]:
-        self.check_namespace(namespace)
-        return await self._items(f"events in namespace {namespace!r}",
-                                 self._core.list_namespaced_event, namespace=namespace)
+    async def list_pods(self, namespace: str, selector: str = "") -> list[Obj]:
+        return await self.list_of("pod", namespace, labels=selector)
+
+    async def list_events(self, namespace: str, *, fields: str = "") -> list[Obj]:
+        """Events, narrowed on the server (``involvedObject.name=x``, ``type=Warning``): a
+        busy namespace holds tens of megabytes of them."""
+        return await self.list_of("event", namespace, fields=fields)
 
     async def list_services(self, namespace: str) -> list[Obj]:
-        self.check_namespace(namespace)
-        return await self._items(f"services in namespace {namespace!r}",
-                                 self._core.list_namespaced_service, namespace=namespace)
+        return await self.list_of("service", namespace)
 
     async def list_endpoints(self, namespace: str) -> list[Obj]:
-        self.check_namespace(namespace)
-        return await self._items(f"endpoints in namespace {namespace!r}",
-                                 self._core.list_namespaced_endpoints, namespace=namespace)
+        return await self.list_of("endpoints", namespace)
 
     async def list_replicasets(self, namespace: str, selector: str = "") -> list[Obj]:
-        self.check_namespace(namespace)
-        return await self._items(f"replicasets in namespace {namespace!r}",
-                                 self._apps.list_namespaced_replica_set, namespace=namespace,
-                                 label_selector=selector)
+        return await self.list_of("replicaset", namespace, labels=selector)
 
     async def get(self, kind: str, name: str, namespace: str | None = None) -> Obj:
-        """Read one object; ``kind`` is a canonical key of ``_READERS`` (lower case)."""
-        group, method_name, namespaced = _READERS[kind]
-        api = self._core if group == "core" else self._apps
-        method = getattr(api, method_name)
+        """Read one object; ``kind`` is a canonical key of ``KINDS`` (lower case)."""
+        group, stem, namespaced = KINDS[kind]
+        method = getattr(self._apis[group], f"read_{stem}")
+        word = KIND_WORDS.get(kind, kind)
         if namespaced:
             if not namespace:
-                raise ClusterError(f"{kind} needs a namespace")
+                raise ClusterError(f"{word} needs a namespace")
             self.check_namespace(namespace)
-            return await self._json(f"{kind} {name!r} in namespace {namespace!r}", method,
-                                    name=name, namespace=namespace)
-        return await self._json(f"{kind} {name!r}", method, name=name)
+            obj = await self._json(f"{word} {name!r} in namespace {namespace!r}", method,
+                                   name=name, namespace=namespace)
+        else:
+            obj = await self._json(f"{word} {name!r}", method, name=name)
+        return strip_secret(obj) if kind == "secret" else obj
 
     async def read_log(
         self,
@@ -250,6 +336,50 @@ class Cluster:
         body = await self._call(f"logs of pod {pod!r} in namespace {namespace!r}",
                                 self._core.read_namespaced_pod_log, **kwargs)
         return str(body.decode("utf-8", errors="replace"))
+
+    async def scan_log(
+        self,
+        namespace: str,
+        pod: str,
+        consume: Callable[[str], None],
+        *,
+        container: str | None = None,
+        tail_lines: int | None = None,
+        previous: bool = False,
+        since_seconds: int | None = None,
+        limit_bytes: int | None = None,
+    ) -> int:
+        """Stream a log through ``consume`` one line at a time (in the worker thread) without
+        holding it: a 50 MB log costs the memory of one chunk. Returns the bytes read."""
+        self.check_namespace(namespace)
+        kwargs: dict[str, Any] = {"name": pod, "namespace": namespace}
+        for key, value in (("container", container), ("tail_lines", tail_lines),
+                           ("since_seconds", since_seconds), ("limit_bytes", limit_bytes)):
+            if value is not None:
+                kwargs[key] = value
+        if previous:
+            kwargs["previous"] = True
+        what = f"logs of pod {pod!r} in namespace {namespace!r}"
+        method = self._core.read_namespaced_pod_log
+
+        def call() -> int:
+            response = method(**kwargs, _preload_content=False,
+                              _request_timeout=self.request_timeout)
+            total, rest = 0, b""
+            try:
+                for chunk in response.stream(1 << 16):
+                    total += len(chunk)
+                    lines = (rest + chunk).split(b"\n")
+                    rest = lines.pop()
+                    for line in lines:
+                        consume(line.decode("utf-8", errors="replace"))
+                if rest:
+                    consume(rest.decode("utf-8", errors="replace"))
+            finally:
+                response.release_conn()
+            return total
+
+        return int(await self._guarded(what, call))
 
     async def delete_pod(self, namespace: str, pod: str, *, uid: str) -> Obj:
         """Delete exactly the pod with this uid: the API server answers 409 (Conflict) when

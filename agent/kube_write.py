@@ -15,9 +15,8 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from agent.kube import Cluster, label_selector
+from agent.protocols import Obj
 from budo.errors import ClusterError, Conflict
-
-Obj = dict[str, Any]
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"

@@ -9,7 +9,12 @@ order, and awaited, before the next step. Rules that matter live here, in code:
 - every failure a model or a tool can produce (unknown tool, bad JSON, an exception, a timeout,
   a repeated call) goes back to the model as a tool result; the loop never crashes on them;
 - budgets: turns (the last turn is offered no tools), tokens, wall clock, per-tool time, and
-  the characters of each tool result that reach the model.
+  the characters of each tool result that reach the model;
+- the context: every request is fitted to the model's window first (agent/context.py: older
+  results compacted, a typed event says so); an overflow refusal is retried harder, then
+  answered without tools; a server that silently truncated is reported and asked again;
+- a reply that is neither a tool call nor an answer in the verdict format gets a nudge, and
+  an answer cut off at the length limit one continuation, before anything counts as a verdict.
 """
 
 from __future__ import annotations
@@ -17,17 +22,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import agent.prompts as prompts
+from agent.context import INFERRED, ContextBudget
 from agent.events import (
     ApprovalDecided,
     ApprovalRequested,
+    ContextCompacted,
+    ContextTruncated,
     Event,
+    ModelNudged,
     ModelReply,
     ModelRequest,
     Redacted,
@@ -44,11 +54,13 @@ from agent.events import (
     Verified,
 )
 from agent.guards import clip, wrap_untrusted
+from agent.outcome import Budgets, RunOutcome, Stop
 from agent.protocols import (
     ApprovalDecision,
     ApprovalRequest,
     Approver,
     ChatModel,
+    Completion,
     EventSink,
     Preview,
     ToolCall,
@@ -57,40 +69,17 @@ from agent.protocols import (
     Verification,
 )
 from agent.verdict import Verdict, parse_verdict
-from budo.errors import BudgetExceeded, BudoError, ToolArgumentError
+from budo.errors import (
+    BudgetExceeded,
+    BudoError,
+    ContextOverflow,
+    ModelError,
+    ToolArgumentError,
+)
+
+MAX_NUDGES = 3  # replies that are neither a call nor an answer, per run, before one is accepted
 
 log = logging.getLogger("budo.agent.loop")
-
-
-@dataclass(frozen=True)
-class Budgets:
-    max_turns: int = 15
-    max_tokens: int = 200_000
-    run_timeout: float = 600.0
-    tool_timeout: float = 30.0
-    tool_output_chars: int = 8000
-    verify_timeout: float = 120.0
-
-
-@dataclass(frozen=True)
-class Stop:
-    """Why the run's task was cancelled, as the caller who cancelled it tells the loop:
-    ``cancelled`` (someone asked) or ``interrupted`` (budo is shutting down)."""
-
-    kind: Literal["cancelled", "interrupted"] = "cancelled"
-    reason: str = "cancelled"
-    by: str | None = None   # who cancelled, when a person did (a Slack user id, "terminal")
-
-
-@dataclass
-class RunOutcome:
-    run_id: str
-    status: Literal["succeeded", "failed", "cancelled", "interrupted"]
-    verdict: dict[str, Any] | None  # agent.verdict.Verdict.to_dict()
-    turns: int
-    tokens: int
-    reason: str | None = None       # one line, for failed/cancelled/interrupted
-    messages: list[dict[str, Any]] = field(default_factory=list)  # for follow-ups
 
 
 class _SinkFailed(BudoError):
@@ -109,6 +98,9 @@ class _Run:
     turns: int = 0
     tokens: int = 0
     calls_seen: Counter[str] = field(default_factory=Counter)
+    context: ContextBudget | None = None  # built on the first turn, from the server if it says
+    nudges: int = 0
+    _asked_for: float = 0.0  # seconds the last completion took
 
     async def emit(self, event: Event) -> None:
         for sink in list(self.sinks):
@@ -130,18 +122,20 @@ class _Run:
         schemas = [] if last else [spec.schema() for spec in self.tools.values()]
         if last:
             self.messages.append({"role": "user", "content": prompts.LAST_TURN_NOTE})
-        chars = sum(len(str(m.get("content") or "")) for m in self.messages)
-        await self.emit(ModelRequest(run_id=self.run_id, turn=self.turns,
-                                     messages=len(self.messages), chars=chars,
-                                     tools_offered=len(schemas)))
-        started = time.monotonic()
-        reply = await self.model.complete(
-            self.messages, tools=schemas or None, tool_choice="auto" if schemas else None
-        )
+        reply, schemas = await self.ask(schemas)
+        calls = reply.tool_calls if schemas else []  # tools offered none: ignore stray calls
+        await self.record_reply(reply, calls)
+        self.messages.append(_assistant_message(reply.content, calls))
+        if calls:
+            for call in calls:
+                await self.handle_call(call, reply.content)
+            return None
+        return await self.conclude(reply, final=not schemas)
+
+    async def record_reply(self, reply: Completion, calls: list[ToolCall]) -> None:
         self.tokens += reply.usage.total
-        calls = [] if last else reply.tool_calls  # tools offered none: ignore stray calls
         await self.emit(ModelReply(
-            run_id=self.run_id, turn=self.turns, duration_s=round(time.monotonic() - started, 3),
+            run_id=self.run_id, turn=self.turns, duration_s=round(self._asked_for, 3),
             prompt_tokens=reply.usage.prompt_tokens,
             completion_tokens=reply.usage.completion_tokens,
             tokens_estimated=reply.usage.estimated, content=reply.content,
@@ -152,19 +146,124 @@ class _Run:
             raise BudgetExceeded(
                 f"token budget exhausted: {self.tokens} tokens used of {self.budgets.max_tokens}"
             )
-        self.messages.append(_assistant_message(reply.content, calls))
-        if not calls:
-            if reply.content.strip():
-                return parse_verdict(reply.content)
-            if last:
+
+    async def conclude(self, reply: Completion, final: bool) -> Verdict | None:
+        """A reply without tool calls: the verdict, or a nudge when it is not one."""
+        text, cut = reply.content, reply.finish_reason == "length"
+        if cut and text.strip():  # stopped at the token limit mid-answer: ask for the rest once
+            await self.emit(ModelNudged(run_id=self.run_id, turn=self.turns, reason="cut off",
+                                        content=text))
+            self.messages.append({"role": "user", "content": prompts.CONTINUE_NOTE})
+            more, _ = await self.ask([])
+            await self.record_reply(more, [])
+            self.messages.append(_assistant_message(more.content, []))
+            text, cut = text + more.content, more.finish_reason == "length"
+        if not text.strip():
+            if final:
                 return Verdict(root_cause="(the model gave no answer on its last turn)",
                                structured=False, raw="")
-            self.messages.append({"role": "user", "content": "Your reply was empty. Call a tool, "
-                                  "or answer in the ROOT CAUSE / EVIDENCE / FIX format."})
+            await self.emit(ModelNudged(run_id=self.run_id, turn=self.turns, reason="empty"))
+            self.messages.append({"role": "user", "content": prompts.EMPTY_NOTE})
             return None
-        for call in calls:
-            await self.handle_call(call, reply.content)
+        verdict = parse_verdict(text)
+        if verdict.structured or final or self.nudges >= MAX_NUDGES:
+            verdict.cut_off = cut
+            return verdict
+        self.nudges += 1  # a plan in prose, a call we could not read: not a verdict
+        await self.emit(ModelNudged(run_id=self.run_id, turn=self.turns, reason="not an answer",
+                                    content=text))
+        self.messages.append({"role": "user", "content": prompts.NUDGE_NOTE})
         return None
+
+    # --- one request, fitted to the model's context ------------------------------------------
+
+    async def budget(self) -> ContextBudget:
+        if self.context is None:
+            found: tuple[int, str] | None = None
+            discover = getattr(self.model, "context_window", None)
+            if discover is not None:
+                try:
+                    found = await discover()
+                except ModelError:
+                    found = None
+            window, source = found or (self.budgets.context_tokens, "BUDO_CONTEXT_TOKENS")
+            self.context = ContextBudget(window, source)
+            # A server that counts the reply cap against the window (vLLM) needs it kept free.
+            cap = getattr(self.model, "max_output_tokens", None)
+            if isinstance(cap, int) and cap > 0:
+                self.context.reply_reserve = min(cap, window // 2)
+        return self.context
+
+    async def ask(self, schemas: list[dict[str, Any]]
+                  ) -> tuple[Completion, list[dict[str, Any]]]:
+        """One completion for the conversation as it stands, made to fit the context first.
+        Overflow: compact harder and retry; again: no tools, answer from what is there.
+        Silent truncation by the server: say so, shrink the budget, and ask again once."""
+        budget = await self.budget()
+        overflows = 0
+        truncation_retried = False
+        while True:
+            schemas = await self.fit(budget, schemas, overflows)
+            raw = budget.raw(self.messages, schemas or None)
+            estimate = math.ceil(raw * budget.scale)
+            chars = sum(len(str(m.get("content") or "")) for m in self.messages)
+            await self.emit(ModelRequest(run_id=self.run_id, turn=self.turns,
+                                         messages=len(self.messages), chars=chars,
+                                         tools_offered=len(schemas), estimated_tokens=estimate,
+                                         context_window=budget.window))
+            started = time.monotonic()
+            try:
+                reply = await self.model.complete(
+                    self.messages, tools=schemas or None,
+                    tool_choice="auto" if schemas else None)
+            except ContextOverflow as exc:
+                overflows += 1
+                if overflows > 2 or (overflows == 2 and not schemas):
+                    raise
+                budget.shrink_to(exc.context_tokens or int(estimate * 0.8),
+                                 "the server's overflow error")
+                continue
+            self._asked_for = time.monotonic() - started
+            if (reply.usage.estimated or reply.usage.prompt_tokens <= 0
+                    or not getattr(self.model, "counts_prompt_in_full", True)):
+                return reply, schemas
+            kept = [m for m in self.messages if m.get("role") == "system"] + self.messages[-1:]
+            reading = budget.read_count(raw, reply.usage.prompt_tokens,
+                                        floor=budget.estimate(kept, schemas or None))
+            if reading is None:
+                return reply, schemas
+            await self.emit(ContextTruncated(
+                run_id=self.run_id, turn=self.turns, estimated_tokens=estimate,
+                reported_tokens=reply.usage.prompt_tokens, window=reading,
+                message=prompts.truncation_notice(estimate, reply.usage.prompt_tokens,
+                                                  reading)))
+            if truncation_retried:
+                return reply, schemas
+            truncation_retried = True  # that reply was written without the dropped messages
+            self.tokens += reply.usage.total
+            budget.shrink_to(reading, INFERRED)
+
+    async def fit(self, budget: ContextBudget, schemas: list[dict[str, Any]],
+                  overflows: int) -> list[dict[str, Any]]:
+        """Compact until the request fits; when even the hardest compaction does not, take the
+        tools away and ask for the answer. Returns the schemas to offer."""
+        done = budget.fit(self.messages, schemas or None, hardest=3)
+        if done is not None and not done.fits and schemas:
+            schemas = []
+            self.messages.append({"role": "user", "content": prompts.CONTEXT_FULL_NOTE})
+            again = budget.fit(self.messages, None, hardest=3)
+            if again is not None:
+                done = again
+        if done is not None:
+            await self.emit(ContextCompacted(
+                run_id=self.run_id, turn=self.turns,
+                reason="overflow" if overflows else "budget", window=budget.window,
+                source=budget.source, before_tokens=done.before, after_tokens=done.after,
+                level=done.level, call_ids=done.compacted_calls, fits=done.fits))
+        elif overflows == 2 and schemas:
+            schemas = []
+            self.messages.append({"role": "user", "content": prompts.CONTEXT_FULL_NOTE})
+        return schemas
 
     # --- one tool call ----------------------------------------------------------------------
 
@@ -176,19 +275,19 @@ class _Run:
                                       mutating=bool(spec and spec.mutating)))
         if spec is None:
             reason = prompts.unknown_tool(call.name, sorted(self.tools))
-            return await self.finish_call(call, ToolResult.failure(reason), 0.0)
+            return await self.finish_call(call, ToolResult.failure(reason), 0.0, note=True)
         if call.arguments is None:
             reason = prompts.bad_arguments(call.name, call.parse_error or "unparseable")
-            return await self.finish_call(call, ToolResult.failure(reason), 0.0)
+            return await self.finish_call(call, ToolResult.failure(reason), 0.0, note=True)
         try:
             args = spec.check(args) if spec.check else args
         except ToolArgumentError as exc:  # before any API call and before any card
-            return await self.finish_call(call, ToolResult.failure(str(exc)), 0.0)
+            return await self.finish_call(call, ToolResult.failure(str(exc)), 0.0, note=True)
         key = f"{call.name}:{json.dumps(args, sort_keys=True)}"
         self.calls_seen[key] += 1
         if self.calls_seen[key] >= 3:
             note = prompts.BREAKER_NOTE.format(tool=call.name)
-            return await self.finish_call(call, ToolResult.failure(note), 0.0)
+            return await self.finish_call(call, ToolResult.failure(note), 0.0, note=True)
         preview: Preview | None = None
         if spec.mutating:
             if spec.preview is not None:
@@ -203,7 +302,7 @@ class _Run:
                     f"denied: {decision.reason}. The action was NOT performed; do not retry it. "
                     "Recommend it in your FIX instead."
                 )
-                return await self.finish_call(call, denied, 0.0)
+                return await self.finish_call(call, denied, 0.0, note=True)
         started = time.monotonic()
         extra = {"approved": preview} if preview is not None else {}
         result = await self.run_tool(spec.name, spec.func, {**args, **extra})
@@ -282,7 +381,11 @@ class _Run:
         except Exception as exc:
             return ToolResult.failure(f"{type(exc).__name__}: {exc}")
 
-    async def finish_call(self, call: ToolCall, result: ToolResult, duration: float) -> None:
+    async def finish_call(self, call: ToolCall, result: ToolResult, duration: float,
+                          *, note: bool = False) -> None:
+        """Record a result and hand it to the model. ``note``: the loop wrote it (unknown
+        tool, bad arguments, breaker, denial), so it goes as plain text, not as untrusted
+        data the system prompt tells the model never to follow."""
         if result.redactions:
             await self.emit(Redacted(run_id=self.run_id, call_id=call.id, tool=call.name,
                                      count=result.redactions, kinds=result.redaction_kinds))
@@ -298,7 +401,7 @@ class _Run:
             duration_s=round(duration, 3), output=text, error=result.error,
             findings=list(result.findings), sent_chars=len(clipped.text),
         ))
-        content = wrap_untrusted(call.name, clipped.text) if call.name in self.tools else text
+        content = text if note else wrap_untrusted(call.name, clipped.text)
         self.messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name,
                               "content": content})
 
@@ -410,9 +513,12 @@ def _assistant_message(content: str, calls: list[ToolCall]) -> dict[str, Any]:
     if calls:
         message["tool_calls"] = [
             {"id": c.id, "type": "function",
+             # Arguments that did not parse go back as {} (the parse error is the tool
+             # result): echoing them verbatim makes Ollama and older vLLM refuse every
+             # later request with a 400.
              "function": {"name": c.name,
-                          "arguments": json.dumps(c.arguments) if c.arguments is not None
-                          else c.raw_arguments}}
+                          "arguments": json.dumps(c.arguments if c.arguments is not None
+                                                  else {})}}
             for c in calls
         ]
     return message

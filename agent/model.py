@@ -13,7 +13,16 @@ the differences are handled here rather than in the loop:
   so outgoing assistant messages carry ``""`` instead (and dict arguments become JSON strings);
 * tool-call arguments are parsed leniently, and calls a small model wrote as text in
   ``content`` are recovered (``agent.toolcalls``);
-* ``usage`` is read when sent and estimated as chars/4 when not (``Usage.estimated``).
+* ``usage`` is read when sent and estimated as chars/4 when not (``Usage.estimated``);
+* the server is identified once, before the first request (``detect``): Ollama answers
+  ``GET /api/version`` at the server root and is then spoken to through its native
+  ``/api/chat`` (``agent.ollama``: the only way to set ``num_ctx``); the context window is read
+  where the server publishes it (Ollama ``/api/show``, vLLM ``/v1/models`` ``max_model_len``,
+  llama.cpp ``/props`` ``n_ctx``) for the loop's budget (``context_window``);
+* each server's overflow refusal becomes ``ContextOverflow``, configuration refusals
+  ``ModelMisconfigured`` (never retried), both with one line naming the setting
+  (``agent.server_errors``); a 400 for ``temperature`` or ``max_tokens`` (OpenAI reasoning
+  models) is answered by resending without it / as ``max_completion_tokens``, remembered.
 """
 
 from __future__ import annotations
@@ -24,14 +33,19 @@ import logging
 import socket
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
 import httpx
 
+from agent import ollama, server_errors
+from agent.context import DEFAULT_CONTEXT_TOKENS, REPLY_RESERVE_MAX
+from agent.discovery import discover
 from agent.protocols import Completion
 from agent.wire import completion_from_body, normalise_message, tool_names, trim
 from budo.errors import (
     ModelError,
+    ModelMisconfigured,
     ModelNotFound,
     ModelResponseError,
     ModelTimeout,
@@ -43,6 +57,14 @@ log = logging.getLogger("budo.model")
 # Phrases servers use when the model name is wrong (Ollama, vLLM, OpenAI, LiteLLM).
 _MODEL_MISSING_HINTS = ("not found", "does not exist", "model_not_found", "no such model",
                         "try pulling")
+
+
+class _Resend(Exception):
+    """The server refused one request parameter; resend without it (not a retry)."""
+
+    def __init__(self, parameter: str) -> None:
+        super().__init__(parameter)
+        self.parameter = parameter
 
 
 class _Retryable(Exception):
@@ -67,20 +89,38 @@ class OpenAIChatModel:
         max_retry_after: float = 30.0,
         client: httpx.AsyncClient | None = None,
         *,
-        temperature: float = 0.0,
+        temperature: float | None = 0.0,
+        max_output_tokens: int | None = None,
+        context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+        detect: bool = True,
         check_timeout: float = 2.0,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # The server root: Ollama's /api and llama.cpp's /props live beside /v1, not under it.
+        self.root_url = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         self.model = model
         self.timeout = timeout
         self.max_retries = max(0, max_retries)
         self.backoff = backoff
         self.max_retry_after = max_retry_after
-        self.temperature = temperature
+        self.temperature = temperature          # None: not sent (the server's default)
+        self.max_output_tokens = max_output_tokens
+        self.context_tokens = context_tokens    # caps Ollama's num_ctx; the fallback window
         self.check_timeout = check_timeout
+        self._sleep, self._clock = sleep, clock
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient()
+        # What detection learns, once: the server kind, whether to use Ollama's native API,
+        # and the context window with where it came from.
+        self._detect_pending = detect
+        self.flavour = "unknown"
+        self.native = False
+        self._window: tuple[int, str] | None = None
+        self._num_ctx = 0
+        self._token_parameter = "max_tokens"
 
     async def __aenter__(self) -> Self:
         return self
@@ -103,19 +143,104 @@ class OpenAIChatModel:
     ) -> Completion:
         """One assistant turn. Raises ``ModelError`` subclasses, never for bad tool arguments
         (those come back as ``ToolCall(arguments=None, parse_error=...)``)."""
+        await self.detect()
         offer_tools = bool(tools) and tool_choice != "none"
+        offered = tool_names(tools) if offer_tools else set()
+        if self.native:
+            return await self._complete_native(messages, tools if offer_tools else None, offered)
         payload: dict[str, Any] = {
             "model": self.model,
             "messages": [normalise_message(m) for m in messages],
-            "temperature": self.temperature,
             "stream": False,
         }
+        if self.temperature is not None:
+            payload["temperature"] = self.temperature
+        if self.max_output_tokens:
+            payload[self._token_parameter] = self.max_output_tokens
         if offer_tools:
             payload["tools"] = tools
             payload["tool_choice"] = tool_choice or "auto"
-        body = await self._post_with_retries(payload)
-        offered = tool_names(tools) if offer_tools else set()
-        return completion_from_body(body, payload, offered, self._url("/chat/completions"))
+        url = self._url("/chat/completions")
+        body = await self._post_adjusting(url, payload)
+        return completion_from_body(body, payload, offered, url)
+
+    async def _complete_native(self, messages: list[dict[str, Any]],
+                               tools: list[dict[str, Any]] | None, offered: set[str]
+                               ) -> Completion:
+        cap = self._window[0] if self._window else self.context_tokens
+        reserve = self.max_output_tokens or REPLY_RESERVE_MAX
+        self._num_ctx = ollama.num_ctx_for(messages, tools, reserve, cap, self._num_ctx)
+        options: dict[str, Any] = {"num_ctx": self._num_ctx}
+        if self.temperature is not None:
+            options["temperature"] = self.temperature
+        if self.max_output_tokens:
+            options["num_predict"] = self.max_output_tokens
+        payload: dict[str, Any] = {"model": self.model,
+                                   "messages": ollama.native_messages(messages),
+                                   "stream": False, "options": options}
+        if tools:
+            payload["tools"] = tools
+        url = f"{self.root_url}/api/chat"
+        body = await self._post_adjusting(url, payload)
+        return ollama.completion_from_native(body, offered, url)
+
+    async def _post_adjusting(self, url: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST, and when the server refuses ``temperature`` or ``max_tokens`` resend without
+        it (or as ``max_completion_tokens``) and remember that for every later request."""
+        for _ in range(3):
+            try:
+                return await self._post_with_retries(url, payload)
+            except _Resend as refused:
+                if refused.parameter == "temperature" and "temperature" in payload:
+                    log.warning("%s refuses temperature; sending none from now on", self.model)
+                    self.temperature = None
+                    del payload["temperature"]
+                elif refused.parameter == "max_tokens" and "max_tokens" in payload:
+                    self._token_parameter = "max_completion_tokens"
+                    payload["max_completion_tokens"] = payload.pop("max_tokens")
+                else:
+                    raise refused.__cause__ or ModelResponseError(str(refused)) from refused
+        return await self._post_with_retries(url, payload)
+
+    # --- discovery --------------------------------------------------------------------------
+
+    async def detect(self) -> str:
+        """Identify the server once (never raises; ``agent.discovery``): ``flavour`` becomes
+        ollama, vllm, llamacpp, lmstudio, openai or unknown, and the window is read where
+        published. Ollama is then spoken to natively."""
+        if self._detect_pending:
+            self._detect_pending = False
+            server = await discover(self._get_json, self.base_url, self.root_url, self.model,
+                                    self.context_tokens)
+            self.flavour, self._window = server.flavour, server.window
+            self.native = server.native_ollama
+        return self.flavour
+
+    @property
+    def counts_prompt_in_full(self) -> bool:
+        """Whether ``usage.prompt_tokens`` is the whole prompt, so the loop may calibrate on it
+        and read a shortfall as truncation. Not on Ollama's native API: some versions leave
+        cached tokens out of ``prompt_eval_count`` or omit it (ollama#2068, #16428), and budo
+        sets ``num_ctx`` there itself, so nothing is cut."""
+        return not self.native
+
+    async def context_window(self) -> tuple[int, str] | None:
+        """(tokens, where that number came from), when the server publishes it."""
+        await self.detect()
+        return self._window
+
+    async def _get_json(self, url: str, post: dict[str, Any] | None = None) -> Any:
+        """Parsed JSON of a 200 answer, else None; for discovery, so short and never raising."""
+        try:
+            if post is None:
+                response = await self._client.get(url, headers=self._headers,
+                                                  timeout=self.check_timeout)
+            else:
+                response = await self._client.post(url, json=post, headers=self._headers,
+                                                   timeout=self.check_timeout)
+            return response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
 
     # --- liveness ---------------------------------------------------------------------------
 
@@ -123,6 +248,7 @@ class OpenAIChatModel:
         """One line saying the endpoint answers and serves the model; fails fast (2 s) with
         ModelUnreachable / ModelNotFound. No retries: this is for deciding, not for working."""
         url = self._url("/models")
+        await self.detect()
         try:
             response = await self._client.get(
                 url, headers=self._headers, timeout=self.check_timeout
@@ -150,7 +276,7 @@ class OpenAIChatModel:
         # llama.cpp serves whatever file it loaded, whatever name the request carries.
         if self.model in ids or f"{self.model}:latest" in ids or owners == {"llamacpp"}:
             return f"model '{self.model}' is available at {self.base_url}"
-        raise self._not_found()
+        raise self._not_found(ids)
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -163,17 +289,29 @@ class OpenAIChatModel:
             f"— start Ollama (`ollama serve`) or set BUDO_LLM_URL"
         )
 
-    def _not_found(self) -> ModelNotFound:
-        return ModelNotFound(
-            f"model '{self.model}' is not available at {self.base_url} "
-            f"— run `ollama pull {self.model}` (or set BUDO_LLM_MODEL)"
-        )
+    def _not_found(self, served: list[str] | None = None) -> ModelNotFound:
+        if self.flavour == "ollama":
+            fix = f"run `ollama pull {self.model}` (or set BUDO_LLM_MODEL)"
+        elif served:
+            fix = f"it serves {', '.join(served[:8])}; set BUDO_LLM_MODEL to one of them"
+        else:
+            fix = "set BUDO_LLM_MODEL to a model the server serves"
+        return ModelNotFound(f"model '{self.model}' is not available at {self.base_url} — {fix}")
 
-    async def _post_with_retries(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _served_models(self) -> list[str]:
+        listing = await self._get_json(self._url("/models"))
+        entries = listing.get("data") if isinstance(listing, dict) else None
+        return [str(e.get("id")) for e in entries or [] if isinstance(e, dict)]
+
+    async def _post_with_retries(self, url: str, payload: dict[str, Any]) -> dict[str, Any]:
         attempt = 0
         while True:
             try:
-                return await self._post_once(payload)
+                return await self._post_once(url, payload)
+            except ModelNotFound:
+                if self.flavour == "ollama":
+                    raise
+                raise self._not_found(await self._served_models()) from None
             except _Retryable as failure:
                 if attempt >= self.max_retries:
                     raise failure.final from failure.__cause__
@@ -185,10 +323,9 @@ class OpenAIChatModel:
                     "model request failed (%s); retry %d/%d in %.1fs",
                     failure.final, attempt, self.max_retries, delay,
                 )
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
 
-    async def _post_once(self, payload: dict[str, Any]) -> dict[str, Any]:
-        url = self._url("/chat/completions")
+    async def _post_once(self, url: str, payload: dict[str, Any]) -> dict[str, Any]:
         timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
         try:
             response = await self._client.post(
@@ -234,13 +371,17 @@ class OpenAIChatModel:
         text = response.text
         if status in (400, 404) and _names_missing_model(text, self.model, status):
             raise self._not_found()
-        if status == 400 and "does not support tools" in text:
-            raise ModelResponseError(
-                f"model '{self.model}' does not support tool calling at {self.base_url} "
-                f"— pick a tool-capable model (e.g. qwen2.5:14b, llama3.1:8b)"
-            )
+        wrong = server_errors.misconfigured(status, text, self.model)
+        if wrong is not None:
+            raise ModelMisconfigured(f"{wrong} (at {self.base_url})")
+        overflow = server_errors.overflow(status, text, self.flavour)
+        if overflow is not None:
+            raise overflow
+        parameter = server_errors.unsupported_parameter(status, text)
+        if parameter is not None:
+            raise _Resend(parameter) from _http_error(url, status, text)
         if status == 429:
-            delay = _retry_after_seconds(response.headers.get("Retry-After"))
+            delay = _retry_after_seconds(response.headers.get("Retry-After"), self._clock)
             delay = None if delay is None else min(delay, self.max_retry_after)
             raise _Retryable(_http_error(url, status, text), delay=delay)
         if status >= 500:
@@ -269,7 +410,8 @@ def _names_missing_model(body: str, model: str, status: int) -> bool:
     return status == 404 and model.lower() in lowered
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
+def _retry_after_seconds(value: str | None, clock: Callable[[], float] = time.time
+                         ) -> float | None:
     """Retry-After as seconds: a number, or an HTTP date (RFC 9110). None when absent/bad."""
     if not value:
         return None
@@ -282,7 +424,7 @@ def _retry_after_seconds(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - clock())
 
 
 def _http_error(url: str, status: int, text: str) -> ModelResponseError:

@@ -7,11 +7,15 @@ monkeypatching.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from agent.events import Event
+from agent.text import format_args
+
+# A Kubernetes object as the API returned it (parsed JSON), read but never changed by the agent.
+Obj = Mapping[str, Any]
 
 # --- the chat model -----------------------------------------------------------------------
 
@@ -151,8 +155,7 @@ class ToolSpec:
         """One line for humans: the tool's own summary, else ``name(k=v, …)``."""
         if self.summarise is not None:
             return self.summarise(args)
-        shown = ", ".join(f"{k}={v}" for k, v in args.items())
-        return f"{self.name}({shown})"
+        return f"{self.name}({format_args(args)})"
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI `tools` entry."""

@@ -6,11 +6,11 @@ and the unhealthy rows are marked so it does not have to infer health from five 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-Obj = Mapping[str, Any]
+from agent.protocols import Obj
 
 
 def parse_time(value: object) -> datetime | None:
@@ -102,10 +102,13 @@ def pod_unhealthy(pod: Obj) -> bool:
     return phase != "Running" or ready < total or pod_status(pod) != "Running"
 
 
-def pods_table(pods: Sequence[Obj], flagged: set[str], now: datetime | None = None) -> str:
-    """One row per pod; rows of pods in ``flagged`` start with `!`."""
+def pods_table(pods: Sequence[Obj], flagged: set[str], now: datetime | None = None,
+               sort: bool = True) -> str:
+    """One row per pod (by name unless ``sort`` is False); rows of pods in ``flagged``
+    start with `!`."""
     rows = []
-    for pod in sorted(pods, key=lambda p: p.get("metadata", {}).get("name", "")):
+    ordered = sorted(pods, key=lambda p: p.get("metadata", {}).get("name", "")) if sort else pods
+    for pod in ordered:
         name = pod.get("metadata", {}).get("name", "?")
         ready, total = pod_ready(pod)
         rows.append([

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from agent.findings import pod_findings
 from agent.kube import label_selector
 from agent.kube_write import WorkloadWriter
-from agent.protocols import Verification
+from agent.protocols import Obj, Verification
 from agent.redact import redact
 from agent.render import pod_status
 
-Obj = dict[str, Any]
 HASH_LABEL = "pod-template-hash"
 POLL_S = 0.5
 

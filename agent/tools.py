@@ -13,19 +13,25 @@ There is no approval gate here: ``delete_pod`` is marked ``mutating`` and the lo
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
-from agent import findings as fnd
-from agent.describe import KIND_ALIASES, KINDS, describe
+from agent.arguments import ArgumentError, validate_arguments
+from agent.changes import recent_changes
+from agent.describe import CLUSTER_SCOPED, KIND_ALIASES, KINDS, describe
+from agent.events_read import events_about
 from agent.kube import Cluster
-from agent.logs import read_logs
-from agent.names import NAME_RULES, check_names, check_scope
+from agent.logs import MAX_CONTEXT, parse_since, read_logs
+from agent.names import check_scope
+from agent.podlist import get_pods_result
 from agent.protocols import Preview, ToolResult, ToolSpec
+from agent.reads import forget_run, run_reads
 from agent.redact import redact_result
-from agent.render import events_text, fold_events, involves, pod_unhealthy, pods_table
-from budo.errors import ClusterError, Conflict, Forbidden, NotFound, ToolArgumentError
+from agent.render import events_text, fold_events
+from budo.errors import ClusterError, Conflict, Forbidden, NotFound
 
 _NS = {"type": "string", "description": "Kubernetes namespace, e.g. 'shop'."}
 
@@ -35,11 +41,14 @@ DESCRIPTIONS = {
         "which namespace, or when another tool says a namespace is not allowed."
     ),
     "get_pods": (
-        "Table of every pod in a namespace: ready count, status (with the waiting/terminated "
-        "reason), restarts (with the last termination reason and exit code), age and node. "
-        "Unhealthy pods are marked '!' and FINDINGS lines state known faults (CrashLoopBackOff, "
-        "ImagePullBackOff, OOMKilled, Pending, not Ready, config errors). Start almost every "
-        "investigation here."
+        "Pods of a namespace, unhealthy first (marked '!'): ready count, status (with the "
+        "waiting/terminated reason), restarts (with the last termination reason and exit "
+        "code), age and node; a large namespace is summarised by workload and status. "
+        "FINDINGS lines state known faults of the pods (CrashLoopBackOff with what the exit "
+        "code means, image pulls by cause, OOMKilled, Pending with the scheduler's reason, "
+        "config errors, probes) and of the namespace around them (Services without endpoints, "
+        "wrong service addresses in env, stuck rollouts, quotas, PVCs, Ingresses, "
+        "NetworkPolicies, HPAs, failed Jobs, nodes). Start almost every investigation here."
     ),
     "get_events": (
         "Kubernetes events of a namespace, warnings first, newest first, duplicates folded "
@@ -48,20 +57,29 @@ DESCRIPTIONS = {
         "pass its probes."
     ),
     "describe": (
-        "Details of one object: kind is pod, deployment, replicaset, statefulset, service, "
-        "node or configmap. Shows images, env (secrets only as references), probes, "
-        "resources, conditions, owner, pods and recent events; for a service its selector and "
-        "endpoints; for a configmap only its keys. FINDINGS lines name wrong service hostnames "
-        "in env, zero endpoints, failing probes. Describe the deployment behind an unhealthy "
-        "or erroring pod before guessing at a cause. namespace is required except for nodes."
+        "Details of one object (kinds: " + ", ".join(KINDS) + "). Shows images, env "
+        "(secrets only as references), probes, resources, container states with their "
+        "messages, conditions, owner, pods, recent events and, for a workload, its latest "
+        "change as old → new with when; for a service its selector and endpoints; for a "
+        "configmap or secret only its keys. FINDINGS lines state faults. Describe the "
+        "deployment behind an unhealthy or erroring pod before guessing at a cause. "
+        "namespace is required except for node, pv and storageclass."
+    ),
+    "recent_changes": (
+        "What changed in a namespace recently, newest first: each workload's pod template "
+        "changes between revisions (image, env, command, probes, resources, volumes as "
+        "old → new), scale changes, and ConfigMaps/Secrets/Services/Ingresses/"
+        "NetworkPolicies created or modified (names and times, never values). Ask it early "
+        "when something broke that used to work."
     ),
     "logs": (
         "Log lines of one pod's container (pod may also be a deployment name: its first pod). "
         "tail (default 200, max 1000) counts lines from the end; since like '15m' limits by "
         "time; previous=true reads the container that crashed before the current one (use it "
-        "for CrashLoopBackOff). grep is a case-insensitive regex, e.g. 'error|exception|fail', "
-        "and returns only matching lines: use it on busy services. If nothing matches, widen "
-        "the tail or change the pattern."
+        "for CrashLoopBackOff). grep is a case-insensitive regex, e.g. 'error|exception|fail': "
+        "it searches the last 100,000 lines (or the since window), not just the tail, and "
+        "returns the matches with `context` lines around each (default 2), repeated lines "
+        "counted as templates. If nothing matches, change the pattern or use since."
     ),
     "delete_pod": (
         "Delete one pod so its controller recreates it (a restart). Mutating: a human on call "
@@ -87,9 +105,19 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "properties": {
             "kind": {"type": "string", "enum": list(KINDS)},
             "name": {"type": "string", "description": "Object name."},
-            "namespace": {**_NS, "description": "Namespace (not needed for a node)."},
+            "namespace": {**_NS, "description": "Namespace (not needed for node, pv, "
+                          "storageclass)."},
         },
         "required": ["kind", "name"],
+    },
+    "recent_changes": {
+        "type": "object",
+        "properties": {
+            "namespace": _NS,
+            "since": {"type": "string", "description": "How far back, e.g. '30m', '2h' "
+                      "(default 2h)."},
+        },
+        "required": ["namespace"],
     },
     "logs": {
         "type": "object",
@@ -105,7 +133,9 @@ PARAMETERS: dict[str, dict[str, Any]] = {
             "since": {"type": "string", "description": "Only lines newer than this, e.g. "
                       "'30s', '15m', '2h'."},
             "grep": {"type": "string", "description": "Case-insensitive regex; only matching "
-                     "lines are returned."},
+                     "lines (and their context) are returned."},
+            "context": {"type": "integer", "description": "Lines of context around each grep "
+                        "match (default 2, max 10).", "minimum": 0, "maximum": MAX_CONTEXT},
         },
         "required": ["namespace", "pod"],
     },
@@ -117,33 +147,6 @@ PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
-ArgumentError = ToolArgumentError  # arguments that do not fit the schema: the tool error
-
-
-def validate_arguments(tool: str, schema: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
-    """Check ``args`` against a flat object schema; coerce the harmless slips models make
-    ("200" for an integer, "true" for a boolean, null for an optional)."""
-    properties: dict[str, Any] = schema["properties"]
-    unknown = sorted(set(args) - set(properties))
-    if unknown:
-        allowed = ", ".join(properties) or "no arguments"
-        raise ArgumentError(f"{tool}: unknown argument(s) {', '.join(unknown)}; "
-                            f"it takes {allowed}")
-    clean: dict[str, Any] = {}
-    names = NAME_RULES.get(tool, {})
-    for name, value in args.items():
-        if value is None:
-            continue
-        if name in names and not isinstance(value, str):  # a name is never a number/list
-            raise ArgumentError(f"{tool}: {name} must be a name (a string), got {value!r:.80}")
-        clean[name] = _coerce(tool, name, properties[name], value)
-    missing = [n for n in schema.get("required", []) if n not in clean or clean[n] == ""]
-    if missing:
-        raise ArgumentError(f"{tool}: missing required argument(s) {', '.join(missing)}")
-    check_names(tool, clean)  # before any URL is built from them
-    return clean
-
-
 def check_call(tool: str, scope: tuple[str, ...], args: dict[str, Any]) -> dict[str, Any]:
     """The toolbox's ``check`` hook (the loop runs it before any API call and any card):
     types, names, and for a mutating tool the BUDO_NAMESPACES scope."""
@@ -151,29 +154,6 @@ def check_call(tool: str, scope: tuple[str, ...], args: dict[str, Any]) -> dict[
     if tool in MUTATING:
         check_scope(tool, clean.get("namespace"), scope)
     return clean
-
-
-def _coerce(tool: str, name: str, prop: dict[str, Any], value: Any) -> Any:
-    kind = prop.get("type")
-    if kind == "string":
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ArgumentError(f"{tool}: {name} must be a string, got {value!r}")
-        return str(value).strip()
-    if kind == "integer":
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ArgumentError(f"{tool}: {name} must be a whole number, got {value!r}")
-        return value
-    if kind == "boolean":
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if not isinstance(value, bool):
-            raise ArgumentError(f"{tool}: {name} must be true or false, got {value!r}")
-        return value
-    return value
 
 
 def error_text(exc: ClusterError) -> str:
@@ -224,33 +204,18 @@ def build_toolbox(cluster: Cluster, max_replicas: int = 50) -> list[ToolSpec]:
         return ToolResult(ok=True, output=f"namespaces{scope}: " + ", ".join(names or ["none"]))
 
     async def get_pods(namespace: str) -> ToolResult:
-        pods = await cluster.list_pods(namespace)
-        if not pods:
-            return ToolResult(ok=True, output=f"no pods in namespace {namespace!r} (check the "
-                              "name with list_namespaces)")
-        events = await cluster.list_events(namespace)
-        found: list[str] = []
-        flagged: set[str] = set()
-        for pod in pods:
-            facts = fnd.pod_findings(pod, events)
-            found.extend(facts)
-            if facts or pod_unhealthy(pod):
-                flagged.add(pod["metadata"]["name"])
-        header = (f"namespace {namespace}: {len(pods)} pods, {len(flagged)} unhealthy"
-                  + (" (marked !)" if flagged else ""))
-        return ToolResult(ok=True, output=f"{header}\n{pods_table(pods, flagged)}",
-                          findings=found)
+        output, found = await get_pods_result(run_reads(cluster), namespace)
+        return ToolResult(ok=True, output=output, findings=found)
 
     async def get_events(namespace: str, involved_object: str | None = None) -> ToolResult:
-        events = await cluster.list_events(namespace)
         if involved_object:
-            name = involved_object.split("/")[-1]
-            events = [e for e in events if involves(e, name)]
+            events, scope = await events_about(run_reads(cluster), namespace, involved_object)
             if not events:
                 return ToolResult(ok=True, output=(
                     f"no events for {involved_object!r} in namespace {namespace!r} (events "
                     "expire after about an hour; try without involved_object)"))
-        scope = f" for {involved_object}" if involved_object else ""
+        else:
+            events, scope = await cluster.list_events(namespace), ""
         folded = len(fold_events(events))
         header = (f"{len(events)} events{scope} in namespace {namespace} ({folded} after folding "
                   "duplicates); warnings first, newest first")
@@ -261,17 +226,26 @@ def build_toolbox(cluster: Cluster, max_replicas: int = 50) -> list[ToolSpec]:
         if canonical is None:
             return ToolResult.failure(f"describe: unknown kind {kind!r}; use one of: "
                                       f"{', '.join(KINDS)}")
-        if canonical != "node" and not namespace:
+        if canonical not in CLUSTER_SCOPED and not namespace:
             return ToolResult.failure(f"describe: namespace is required for a {canonical}")
         text, found = await describe(cluster, canonical, name,
-                                     namespace if canonical != "node" else None)
+                                     None if canonical in CLUSTER_SCOPED else namespace)
+        return ToolResult(ok=True, output=text, findings=found)
+
+    async def changes_tool(namespace: str, since: str = "2h") -> ToolResult:
+        try:
+            window = timedelta(seconds=parse_since(since))
+        except ValueError:
+            return ToolResult.failure(f"recent_changes: since must look like 30m or 2h "
+                                      f"(got {since!r})")
+        text, found = await recent_changes(run_reads(cluster), namespace, window)
         return ToolResult(ok=True, output=text, findings=found)
 
     async def logs(namespace: str, pod: str, container: str | None = None, tail: int = 200,
                    previous: bool = False, since: str | None = None,
-                   grep: str | None = None) -> ToolResult:
+                   grep: str | None = None, context: int = 2) -> ToolResult:
         return await read_logs(cluster, namespace, pod, container=container, tail=tail,
-                               previous=previous, since=since, grep=grep)
+                               previous=previous, since=since, grep=grep, context=context)
 
     async def delete_pod_preview(namespace: str, pod: str) -> Preview | ToolResult:
         """Read the pod before anyone is asked: a missing pod gets no card, and the card's
@@ -306,6 +280,7 @@ def build_toolbox(cluster: Cluster, max_replicas: int = 50) -> list[ToolSpec]:
                 f"pod {pod} in namespace {namespace} was replaced since the approval (its uid "
                 f"is no longer {uid}); it was NOT deleted. Check it with get_pods before "
                 "asking again.")
+        forget_run()  # what this run has cached no longer describes the cluster
         owners = (deleted.get("metadata") or {}).get("ownerReferences") or []
         owner = ", ".join(f"{o.get('kind')}/{o.get('name')}" for o in owners)
         after = (f"its owner {owner} will create a replacement" if owner
@@ -314,7 +289,8 @@ def build_toolbox(cluster: Cluster, max_replicas: int = 50) -> list[ToolSpec]:
 
     funcs: dict[str, Callable[..., Awaitable[ToolResult]]] = {
         "list_namespaces": list_namespaces, "get_pods": get_pods, "get_events": get_events,
-        "describe": describe_tool, "logs": logs, "delete_pod": delete_pod,
+        "describe": describe_tool, "recent_changes": changes_tool, "logs": logs,
+        "delete_pod": delete_pod,
     }
     previews = {"delete_pod": delete_pod_preview}
     from agent.actions import build_actions
@@ -326,7 +302,21 @@ def build_toolbox(cluster: Cluster, max_replicas: int = 50) -> list[ToolSpec]:
                  preview=_wrap(name, previews[name]) if name in previews else None,
                  summarise=SUMMARIES.get(name))
         for name, func in funcs.items()
-    ] + build_actions(cluster, max_replicas)
+    ] + [dataclasses.replace(spec, func=_forgetting(spec.func))
+         for spec in build_actions(cluster, max_replicas)]
+
+
+def _forgetting(func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """After a mutating action, this run's cached lists no longer describe the cluster."""
+
+    @functools.wraps(func)
+    async def call(**args: Any) -> Any:
+        try:
+            return await func(**args)
+        finally:
+            forget_run()
+
+    return call
 
 
 MUTATING = frozenset({"delete_pod"})

@@ -35,14 +35,10 @@ class Verdict:
     confidence: str = "unknown"
     structured: bool = True
     raw: str = ""
+    cut_off: bool = False  # the server stopped it at its token limit, even after a continuation
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @property
-    def headline(self) -> str:
-        first = self.root_cause.strip().splitlines()[0] if self.root_cause.strip() else ""
-        return first[:200]
 
 
 def parse_verdict(text: str) -> Verdict:

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from agent.protocols import Completion, ToolCall, Usage
+from agent.text import one_line
 from agent.toolcalls import new_call_id, parse_arguments, recover_text_calls
 from budo.errors import ModelResponseError
 
@@ -60,6 +61,10 @@ def completion_from_body(
     content = message.get("content") or ""
     if not isinstance(content, str):  # content parts: [{"type": "text", "text": ...}]
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    refusal = message.get("refusal")
+    if not content and isinstance(refusal, str) and refusal.strip():
+        # OpenAI puts a safety refusal here with content null: it is an answer, not silence.
+        content = f"The model refused: {refusal.strip()}"
     calls = [tool_call(raw) for raw in message.get("tool_calls") or [] if isinstance(raw, dict)]
     legacy = message.get("function_call")
     if not calls and isinstance(legacy, dict):
@@ -109,7 +114,4 @@ def usage(
 
 
 def trim(text: str, limit: int = BODY_SNIPPET) -> str:
-    flat = " ".join(text.split())
-    if not flat:
-        return "(empty body)"
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return one_line(text, limit) or "(empty body)"

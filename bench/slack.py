@@ -46,10 +46,7 @@ from agent import (
     Usage,
     run_investigation,
 )
-from bot.bot import BudoBot
-from bot.poster import SlackPoster, make_web_client
-from bot.serve import open_server
-from bot.sink import RunThread, SlackEventSink
+from bot import BudoBot, RunThread, SlackEventSink, SlackPoster, make_web_client, open_server
 from budo.config import Settings
 from storage import AuditSink, Store
 from tests.slack_emulator import BOT_TOKEN, SlackClientSim, SlackEmulator

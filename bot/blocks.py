@@ -12,12 +12,14 @@ mentions and links in a message are the ones budo builds (``mention``, ``link``)
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from agent import cut as trim
+from agent import format_args as args_text
 
 # Slack's documented limits (https://api.slack.com/reference/block-kit/blocks).
 MAX_BLOCKS = 50
@@ -70,13 +72,6 @@ def link(url: str, label: str) -> Safe:
     return Safe(f"<{url.replace('|', '%7C').replace('>', '%3E')}|{escape(label)}>")
 
 
-def trim(text: str, limit: int, marker: str = "…") -> str:
-    """``text`` cut to at most ``limit`` characters, ending in ``marker`` when cut."""
-    if len(text) <= limit:
-        return text
-    return text[: max(0, limit - len(marker))] + marker
-
-
 def split_text(text: str, limit: int = MESSAGE_TEXT_LIMIT) -> list[str]:
     """Split long text into chunks of at most ``limit`` characters, preferring line breaks."""
     chunks: list[str] = []
@@ -109,13 +104,7 @@ def code_block(text: str, limit: int = PREVIEW_CHARS, max_lines: int = PREVIEW_L
 
 def format_args(args: dict[str, Any], limit: int = 300) -> str:
     """Tool arguments as one compact line: ``pod=x, namespace=y``."""
-    if not args:
-        return "(no arguments)"
-    parts = []
-    for key, value in args.items():
-        shown = value if isinstance(value, str) else json.dumps(value, default=str)
-        parts.append(f"{key}={shown}")
-    return trim(", ".join(parts), limit)
+    return trim(args_text(args), limit) if args else "(no arguments)"
 
 
 def format_duration(seconds: float) -> str:
@@ -327,6 +316,8 @@ def verdict_message(question: str, verdict: dict[str, Any], evidence_links: Sequ
     if not verdict.get("structured", True) and verdict.get("raw"):
         blocks.append(context("The model did not answer in the expected format; "
                               "this is its raw answer, best effort."))
+    if verdict.get("cut_off"):
+        blocks.append(context("The answer was cut off at the model's length limit."))
     extra = [f"confidence: *{escape(confidence)}*", totals_line(run_id, turns, tokens, elapsed_s)]
     if thread_link:
         extra.append(link(thread_link, "evidence thread"))

@@ -75,9 +75,10 @@ def match_evidence(items: list[str], calls: list[ToolCallRecord]) -> list[ToolCa
         best_points = 0
         for call in candidates:
             points = score(item, call)
-            # Ties go to the successful call: failed calls rarely carry the evidence.
+            # Ties go to the successful call (failed calls rarely carry the evidence), then to
+            # the later one: a namespace overview states facts the targeted read repeats.
             if points > best_points or (points == best_points and points and call.ok
-                                        and best is not None and not best.ok):
+                                        and best is not None):
                 best, best_points = call, points
         matched.append(best if best_points >= 2 else None)
     return matched

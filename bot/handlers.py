@@ -10,6 +10,7 @@ from typing import Any
 
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from agent import cut
 from bot import blocks
 from bot.approvals import ApprovalDesk
 from bot.commands import HELP_TEXT, Command, question_from_mention
@@ -73,7 +74,7 @@ class Handlers:
     async def reply(self, body: dict[str, Any], channel: str, user: str, text: str) -> None:
         """Privately: through the slash command's response_url (works even where the bot is
         not a member), else chat.postEphemeral."""
-        text = blocks.trim(text, blocks.MESSAGE_TEXT_LIMIT)
+        text = cut(text, blocks.MESSAGE_TEXT_LIMIT)
         url = body.get("response_url")
         try:
             if url:
@@ -91,12 +92,12 @@ class Handlers:
         lines = ["*Latest investigations in this channel*"]
         for run in runs:
             icon = STATUS_ICONS.get(run.status, "•")
-            question = blocks.escape(blocks.trim(run.question, 80))
+            question = blocks.escape(cut(run.question, 80))
             if run.thread_ts:
                 link = blocks.permalink(run.channel or channel, run.thread_ts,
                                         base=self.runs.link_base)
                 question = f"<{link}|{question}>"
-            headline = f" — {blocks.escape(blocks.trim(run.headline, 120))}" if run.headline else ""
+            headline = f" — {blocks.escape(cut(run.headline, 120))}" if run.headline else ""
             lines.append(f"{icon} `{run.id}` {run.status} · {blocks.utc_clock(run.started_at)} · "
                          f"{question}{headline}")
         return "\n".join(lines)

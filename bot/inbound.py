@@ -38,8 +38,7 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from budo.errors import StoreError
-from storage.deliveries import first_delivery
-from storage.store import Store
+from storage import Store, first_delivery
 
 log = logging.getLogger("budo.bot.inbound")
 

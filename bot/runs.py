@@ -230,7 +230,7 @@ class RunManager:
                     if approval.message_ts:
                         done_text, done_body = blocks.approval_resolved(
                             approval.tool, "⌛ Expired — denied (budo restarted)")
-                        await self.poster.update(record.channel, approval.message_ts,
-                                                 done_text, done_body)
+                        await self.poster.update_now(record.channel, approval.message_ts,
+                                                     done_text, done_body)
             except BudoError as exc:
                 log.warning("could not announce interrupted run %s: %s", run_id, exc)

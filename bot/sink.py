@@ -40,6 +40,7 @@ from agent import (
     VerdictReached,
     VerificationStarted,
     Verified,
+    context_notice,
 )
 from bot import blocks
 from bot.evidence import ToolCallRecord, match_evidence
@@ -156,6 +157,9 @@ class SlackEventSink:
         elif isinstance(event, ApprovalDecided):
             self.doing = "approved, running" if event.approved else "denied, carrying on"
             self._status()
+        elif event.kind in ("context_compacted", "context_truncated"):
+            line = context_notice(event)  # our own words and numbers, escaped all the same
+            await self._post(line, [blocks.context(blocks.escape(line))])
         elif isinstance(event, VerdictReached | RunFailed | RunCancelled | RunInterrupted):
             await self._outcome(event)
         elif isinstance(event, VerificationStarted):
@@ -180,7 +184,7 @@ class SlackEventSink:
         if redacted:
             body.insert(2, blocks.context(f"🔒 {redacted} secret value(s) redacted"))
         if call.ts:
-            await self.poster.update(self.thread.channel, call.ts, text, body)
+            await self.poster.update_now(self.thread.channel, call.ts, text, body)
         else:  # the start message never made it: say it all in one
             call.ts = await self._post(text, body)
         self.doing = "thinking"

@@ -33,7 +33,8 @@ class Settings:
     llm_url: str = field(
         default="http://localhost:11434/v1",
         metadata={"env": "BUDO_LLM_URL", "doc": "OpenAI-compatible base URL (Ollama, vLLM, "
-                  "llama.cpp, OpenAI); budo POSTs to `{url}/chat/completions`."},
+                  "llama.cpp, OpenAI); budo POSTs to `{url}/chat/completions`, or to Ollama's "
+                  "native `/api/chat` beside it when the server is Ollama."},
     )
     llm_model: str = field(
         default="qwen2.5:14b",
@@ -48,6 +49,25 @@ class Settings:
         default=120.0,
         metadata={"env": "BUDO_LLM_TIMEOUT", "doc": "Seconds to wait for one model reply "
                   "before retrying (a 14B model on CPU can be slow)."},
+    )
+    llm_temperature: str = field(
+        default="0",
+        metadata={"env": "BUDO_LLM_TEMPERATURE", "empty": "", "doc": "Sampling temperature "
+                  "sent with every request. Set it empty to send none (the server's default); "
+                  "a model that refuses it (OpenAI gpt-5, o-series) is asked again without it."},
+    )
+    llm_max_output_tokens: int = field(
+        default=0,
+        metadata={"env": "BUDO_LLM_MAX_OUTPUT_TOKENS", "doc": "Cap on each reply's tokens "
+                  "(`max_tokens`, `max_completion_tokens` where the server demands it, Ollama "
+                  "`num_predict`). 0: not sent."},
+    )
+    context_tokens: int = field(
+        default=32768,
+        metadata={"env": "BUDO_CONTEXT_TOKENS", "doc": "The model's context window in tokens, "
+                  "when the server does not publish it (Ollama `/api/show`, vLLM "
+                  "`max_model_len`, llama.cpp `n_ctx` are read first); on Ollama it also caps "
+                  "the `num_ctx` budo asks for. Older tool results are compacted to fit."},
     )
     db_path: str = field(
         default="",
@@ -152,6 +172,8 @@ class Settings:
             name = f.metadata["env"]
             raw = env.get(name, "").strip()
             if not raw:
+                if name in env and f.metadata.get("empty") is not None:
+                    values[f.name] = f.metadata["empty"]  # set but empty means "none"
                 continue
             values[f.name] = _parse(name, raw, f.default)
         if not values.get("db_path"):
@@ -174,11 +196,27 @@ class Settings:
         for name, number in positive.items():
             if number <= 0:
                 raise ConfigError(f"{name} must be greater than 0, got {number}")
+        if self.llm_temperature:
+            try:
+                float(self.llm_temperature)
+            except ValueError:
+                raise ConfigError(f"BUDO_LLM_TEMPERATURE must be a number or empty, got "
+                                  f"{self.llm_temperature!r}") from None
+        if self.context_tokens < 1024:
+            raise ConfigError(f"BUDO_CONTEXT_TOKENS must be at least 1024, got "
+                              f"{self.context_tokens}")
+        if self.llm_max_output_tokens < 0:
+            raise ConfigError("BUDO_LLM_MAX_OUTPUT_TOKENS must be 0 (not sent) or more")
         if self.max_replicas < 0:
             raise ConfigError(f"BUDO_MAX_REPLICAS must be 0 or more, got {self.max_replicas}")
         if self.audit_key is not None and len(self.audit_key) < 16:
             raise ConfigError("BUDO_AUDIT_KEY must be at least 16 characters (a random "
                               "secret, e.g. `openssl rand -hex 32`)")
+
+    @property
+    def temperature(self) -> float | None:
+        """BUDO_LLM_TEMPERATURE as a number, or None when it is set empty (send none)."""
+        return float(self.llm_temperature) if self.llm_temperature else None
 
     def require_slack(self) -> None:
         """What `budo serve` needs: a bot token, and a signing secret unless in Socket Mode."""

@@ -30,6 +30,9 @@ from agent import (
     VerdictReached,
     VerificationStarted,
     Verified,
+    context_notice,
+    cut_middle,
+    format_args,
 )
 
 PREVIEW_LINES = 4
@@ -86,17 +89,12 @@ def safe_event(event: Event) -> Event:
     return replace(event, **changed)
 
 
-def format_args(args: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
-                     for k, v in args.items())
-
-
 def preview(text: str, lines: int = PREVIEW_LINES, width: int = PREVIEW_WIDTH) -> list[str]:
     """The first lines of a result plus its FINDINGS (they are the point of the call)."""
     all_lines = [line for line in text.splitlines() if line.strip()]
     findings = [line for line in all_lines if line.startswith("FINDINGS:")]
     body = [line for line in all_lines if not line.startswith("FINDINGS:")]
-    shown = [_middle(readable(line), width) for line in body[:lines]]
+    shown = [cut_middle(readable(line), width) for line in body[:lines]]
     if len(body) > lines:
         shown.append(f"… {len(body) - lines} more lines (full output in the audit trail)")
     return shown + [line[:width * 2] for line in findings]
@@ -118,14 +116,6 @@ def readable(line: str) -> str:
     text = f"{line[:start]}{severity} {record.get('message') or record.get('msg')}".strip()
     error = record.get("error") or record.get("err")
     return f"{text}: {error}" if error else text
-
-
-def _middle(line: str, width: int) -> str:
-    """Cut long lines in the middle: log lines put the error text last, JSON keys first."""
-    if len(line) <= width:
-        return line
-    head = width * 2 // 5
-    return f"{line[:head]} … {line[-(width - head - 3):]}"
 
 
 class TerminalSink:
@@ -171,6 +161,11 @@ class TerminalSink:
             for line in preview(event.output):
                 style = "33" if line.startswith("FINDINGS:") else "2"
                 p("  │      " + self._style(line, style))
+        elif event.kind in ("context_compacted", "context_truncated"):
+            p(self._style(f"  │    {context_notice(event)}", "2"))
+        elif event.kind == "model_nudged":
+            p(self._style(f"  │    ↻ asked the model again ({getattr(event, 'reason', '')})",
+                          "2"))
         elif isinstance(event, Truncated):
             p(self._style(f"  │    ✂ output clipped: {event.omitted_lines} lines omitted", "2"))
         elif isinstance(event, Redacted):
@@ -225,6 +220,8 @@ class TerminalSink:
         for action in self.actions:
             p(self._style("ACTION", "1") + f"  {action}")
         extra = "" if v.get("structured", True) else " · (unstructured answer kept as is)"
+        if v.get("cut_off"):
+            extra += " · (cut off at the model's length limit)"
         p(self._style(f"confidence {v.get('confidence', 'unknown')} · run {event.run_id} · "
                       f"{event.turns} turns · {event.tokens} tokens · "
                       f"{time.monotonic() - self.started:.1f}s{extra}", "2"))

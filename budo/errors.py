@@ -12,6 +12,8 @@ catch *our* types and the original stays on ``__cause__`` for the log.
     │   ├── ModelNotFound          the endpoint answers but the model is not there (ollama pull)
     │   ├── ModelTimeout           the endpoint accepted the request but did not answer in time
     │   └── ModelResponseError     an HTTP error or a body we cannot use
+    │       ├── ModelMisconfigured a server setting must change (--jinja, tool parser); no retry
+    │       └── ContextOverflow    the prompt exceeds the server's context (``.context_tokens``)
     ├── ClusterError               the Kubernetes API failed (tools turn these into tool errors)
     │   ├── ClusterUnreachable     connection refused / timeout / no kubeconfig
     │   ├── Forbidden              403 (RBAC) or a namespace outside BUDO_NAMESPACES
@@ -63,6 +65,22 @@ class ModelTimeout(ModelError):
 
 class ModelResponseError(ModelError):
     """The endpoint answered with an HTTP error or a body we cannot use."""
+
+
+class ModelMisconfigured(ModelResponseError):
+    """The server refuses because of how it is configured; the message names the flag to set.
+    Retrying cannot help, so the client never retries these."""
+
+
+class ContextOverflow(ModelResponseError):
+    """The server refused a prompt longer than its context window (vLLM, llama.cpp, OpenAI, LM
+    Studio each word it differently). ``context_tokens`` is the window when the server said it,
+    ``prompt_tokens`` the prompt size it counted; the message names the setting to raise."""
+
+    def __init__(self, message: str, context_tokens: int | None = None,
+                 prompt_tokens: int | None = None) -> None:
+        super().__init__(message)
+        self.context_tokens, self.prompt_tokens = context_tokens, prompt_tokens
 
 
 class ToolArgumentError(BudoError, ValueError):

@@ -3,7 +3,10 @@ score each verdict by the scenario's expected regexes.
 
 No human is in an eval, so mutating calls are denied (and counted). A model that never makes a
 tool call is reported as such: that is the most common failure of small local models, and the
-answer a user choosing a model needs.
+answer a user choosing a model needs. Per run it also counts what the client and loop had to
+do to get there: compactions (the conversation outgrew the model's context), nudges (replies that
+were neither a tool call nor an answer, or were cut off) and truncations (the server silently
+dropped part of the prompt, or the answer stayed cut off).
 """
 
 from __future__ import annotations
@@ -31,16 +34,25 @@ class EvalResult:
     seconds: float
     tool_calls: int
     note: str             # why it failed, in a few words
+    compactions: int = 0  # the context budget shortened older tool results
+    nudges: int = 0       # non-answers the loop asked again about
+    truncations: int = 0  # server truncated the prompt, or the answer stayed cut off
 
 
 class _Count:
     def __init__(self) -> None:
         self.tool_calls = 0
         self.recovered = 0
+        self.compactions = self.nudges = self.truncations = 0
 
     async def emit(self, event: Event) -> None:
         if event.kind == "tool_requested":
             self.tool_calls += 1
+        self.compactions += event.kind == "context_compacted"
+        self.nudges += event.kind == "model_nudged"
+        self.truncations += event.kind == "context_truncated"
+        if event.kind == "verdict" and getattr(event, "verdict", {}).get("cut_off"):
+            self.truncations += 1
         if event.kind == "model_reply" and getattr(event, "recovered_from_text", False):
             self.recovered += 1
 
@@ -71,20 +83,27 @@ async def evaluate_one(name: str, model: ChatModel, budgets: Budgets, run_no: in
         note = "ok" + (f" ({counter.recovered} calls recovered from text)"
                        if counter.recovered else "")
     return EvalResult(name, run_no, passed, outcome.status, outcome.turns, outcome.tokens,
-                      round(time.monotonic() - started, 2), counter.tool_calls, note)
+                      round(time.monotonic() - started, 2), counter.tool_calls, note,
+                      counter.compactions, counter.nudges, counter.truncations)
 
 
 def render_table(results: list[EvalResult], model: str) -> str:
     lines = [f"model: {model}",
              f"{'scenario':<22} {'run':>3}  {'result':<6} {'turns':>5} {'tokens':>7} "
-             f"{'secs':>6} {'calls':>5}  note"]
+             f"{'secs':>6} {'calls':>5} {'compact':>7} {'nudges':>6} {'trunc':>5}  note"]
     for r in results:
         lines.append(f"{r.scenario:<22} {r.run:>3}  {'PASS' if r.passed else 'FAIL':<6} "
-                     f"{r.turns:>5} {r.tokens:>7} {r.seconds:>6.1f} {r.tool_calls:>5}  "
-                     f"{r.note[:80]}")
+                     f"{r.turns:>5} {r.tokens:>7} {r.seconds:>6.1f} {r.tool_calls:>5} "
+                     f"{r.compactions:>7} {r.nudges:>6} {r.truncations:>5}  {r.note[:80]}")
     passed = sum(r.passed for r in results)
     rate = 100 * passed / len(results) if results else 0.0
-    lines.append(f"pass rate: {passed}/{len(results)} ({rate:.0f}%)")
+    lines.append(f"pass rate: {passed}/{len(results)} ({rate:.0f}%); compactions "
+                 f"{sum(r.compactions for r in results)}, nudges "
+                 f"{sum(r.nudges for r in results)}, truncations "
+                 f"{sum(r.truncations for r in results)}")
+    if any(r.truncations for r in results):
+        lines.append("the server truncated prompts or answers: raise its context "
+                     "(OLLAMA_CONTEXT_LENGTH, --max-model-len, -c) and BUDO_CONTEXT_TOKENS")
     if results and all(r.tool_calls == 0 for r in results):
         lines.append("this model made no tool calls in any run: it cannot drive budo's tools "
                      "(try a larger or tool-tuned model, e.g. qwen2.5:14b)")

@@ -21,11 +21,12 @@ from agent import (
     EventSink,
     RunOutcome,
     ToolSpec,
+    format_args,
     run_investigation,
 )
 from budo import wiring
 from budo.config import Settings
-from budo.console import TerminalSink, format_args, terminal_safe
+from budo.console import TerminalSink, terminal_safe
 
 
 @dataclass

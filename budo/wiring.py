@@ -18,18 +18,22 @@ if TYPE_CHECKING:
 
 def budgets(settings: Settings) -> Budgets:
     """BUDO_MAX_TURNS / BUDO_MAX_TOKENS / BUDO_RUN_TIMEOUT / BUDO_TOOL_TIMEOUT /
-    BUDO_TOOL_OUTPUT_CHARS / BUDO_VERIFY_TIMEOUT."""
+    BUDO_TOOL_OUTPUT_CHARS / BUDO_VERIFY_TIMEOUT / BUDO_CONTEXT_TOKENS."""
     return Budgets(settings.max_turns, settings.max_tokens, settings.run_timeout,
                    settings.tool_timeout, settings.tool_output_chars,
-                   verify_timeout=settings.verify_timeout)
+                   context_tokens=settings.context_tokens, verify_timeout=settings.verify_timeout)
 
 
 def chat_model(settings: Settings, **overrides: Any) -> OpenAIChatModel:
-    """The client BUDO_LLM_URL / BUDO_LLM_MODEL / BUDO_LLM_API_KEY / BUDO_LLM_TIMEOUT say."""
+    """The client BUDO_LLM_URL / BUDO_LLM_MODEL / BUDO_LLM_API_KEY / BUDO_LLM_TIMEOUT /
+    BUDO_LLM_TEMPERATURE / BUDO_LLM_MAX_OUTPUT_TOKENS / BUDO_CONTEXT_TOKENS say."""
     from agent import OpenAIChatModel
 
     options: dict[str, Any] = {
-        "api_key": settings.llm_api_key, "timeout": settings.llm_timeout, **overrides,
+        "api_key": settings.llm_api_key, "timeout": settings.llm_timeout,
+        "temperature": settings.temperature,
+        "max_output_tokens": settings.llm_max_output_tokens or None,
+        "context_tokens": settings.context_tokens, **overrides,
     }
     return OpenAIChatModel(settings.llm_url, settings.llm_model, **options)
 

@@ -21,6 +21,7 @@ from scenarios.expand import (
 )
 from scenarios.logtext import compose
 from scenarios.model import ContainerLogs, Scenario, _workload_pods
+from scenarios.times import fmt, parse_time
 
 
 def build(doc: dict[str, Any], now: datetime, path: Path) -> Scenario:
@@ -96,8 +97,15 @@ def _complete(raw: dict[str, Any], ns_default: str, now: datetime) -> dict[str, 
     ns = obj["metadata"].get("namespace") or (ns_default if kind in NAMESPACED else None)
     filled = meta(kind, name, ns, now)
     created = obj["metadata"].get("creationTimestamp")
+    if isinstance(created, str) and not created[:1].isdigit():  # relative: -10m
+        moment = parse_time(created, now)
+        created = fmt(moment) if moment else created
     filled["creationTimestamp"] = created if isinstance(created, str) else \
         filled["creationTimestamp"]
+    for entry in obj["metadata"].get("managedFields") or []:  # when a field manager wrote
+        if isinstance(entry.get("time"), str) and not entry["time"][:1].isdigit():
+            moment = parse_time(entry["time"], now)
+            entry["time"] = fmt(moment) if moment else entry["time"]
     obj["metadata"] = {**filled, **{k: v for k, v in obj["metadata"].items()
                                     if k != "creationTimestamp"}}
     if ns is None:

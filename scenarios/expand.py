@@ -18,7 +18,9 @@ from scenarios.times import fmt, parse_time
 
 NAMESPACED = {
     "Pod", "Service", "Endpoints", "ConfigMap", "Secret", "Event", "Deployment", "ReplicaSet",
-    "StatefulSet", "DaemonSet", "ServiceAccount", "PersistentVolumeClaim",
+    "StatefulSet", "DaemonSet", "ServiceAccount", "PersistentVolumeClaim", "ControllerRevision",
+    "ResourceQuota", "LimitRange", "Job", "CronJob", "Ingress", "NetworkPolicy",
+    "HorizontalPodAutoscaler", "PodDisruptionBudget", "EndpointSlice",
 }
 STATE_KEYS = ("state", "reason", "message", "exitCode", "restarts", "ready", "lastState", "phase")
 CONTAINER_SPEC_KEYS = ("command", "args", "resources", "readinessProbe", "livenessProbe",
@@ -161,8 +163,10 @@ class Expander:
         else:
             rs_hash = stable_suffix(f"{ns}/{name}/{revision}", 10)
             owner_kind, owner_name, owner_api = "ReplicaSet", f"{name}-{rs_hash}", "apps/v1"
-            pod_names = [f"{owner_name}-{stable_suffix(f'{owner_name}/{i}', 5)}"
-                         for i in range(replicas)]
+            # failedCreate: the ReplicaSet controller could not create a single pod (quota,
+            # LimitRange, admission): it records ReplicaFailure and creates none.
+            pod_names = [] if w.get("failedCreate") else [
+                f"{owner_name}-{stable_suffix(f'{owner_name}/{i}', 5)}" for i in range(replicas)]
             extra_labels = {"pod-template-hash": rs_hash}
         pod_labels = {**labels, **extra_labels}
         template = {"metadata": {"labels": dict(labels)}, "spec": copy.deepcopy(pod_spec)}
@@ -177,24 +181,34 @@ class Expander:
             ready_count += all(cs["ready"] for cs in pod["status"].get("containerStatuses",
                                                                       [{"ready": False}]))
             objects.append(pod)
+        # Earlier revisions (`history:`): the Deployment controller keeps their ReplicaSets for
+        # rollbacks; one may still run pods (`replicas:`) when the new ones never became ready.
+        history = self._history(w, ns, name, labels, created) if kind == "Deployment" else []
+        old_serving = sum(int((rs["spec"] or {}).get("replicas") or 0)
+                          for rs in history if rs["kind"] == "ReplicaSet")
+        objects.extend(o for o in history if o["kind"] == "Pod")  # after the current pods
         objects.insert(0, self._controller(kind, name, ns, labels, template, replicas,
-                                           ready_count, created, revision, w))
+                                           ready_count, created, revision, w,
+                                           len(pod_names), old_serving))
+        rs_created = started if w.get("history") else created  # the rollout created it
         if kind == "Deployment":
-            rs_meta = meta("ReplicaSet", owner_name, ns, created, labels=pod_labels,
+            rs_meta = meta("ReplicaSet", owner_name, ns, rs_created, labels=pod_labels,
                            annotations={"deployment.kubernetes.io/revision": str(revision),
                                         "deployment.kubernetes.io/desired-replicas":
                                         str(replicas)},
                            ownerReferences=[_owner("apps/v1", "Deployment", name, ns)])
             rs_template = copy.deepcopy(template)
             rs_template["metadata"]["labels"] = pod_labels
-            objects[1:1] = self._history(w, ns, name, labels, created)
+            objects[1:1] = [o for o in history if o["kind"] == "ReplicaSet"]
             objects.insert(1, {
                 "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": rs_meta,
                 "spec": {"replicas": replicas, "selector": {"matchLabels": pod_labels},
                          "template": rs_template},
-                "status": {"replicas": replicas, "fullyLabeledReplicas": replicas,
+                "status": {"replicas": len(pod_names), "fullyLabeledReplicas": len(pod_names),
                            "readyReplicas": ready_count, "availableReplicas": ready_count,
-                           "observedGeneration": 1},
+                           "observedGeneration": 1,
+                           **({"conditions": [_failure(w["failedCreate"], rs_created)]}
+                              if w.get("failedCreate") else {})},
             })
         service = w.get("service", True)
         if service is not False and (main.get("ports") or isinstance(service, dict)):
@@ -207,30 +221,53 @@ class Expander:
 
     def _history(self, w: dict[str, Any], ns: str, name: str, labels: dict[str, str],
                  created: datetime) -> list[dict[str, Any]]:
-        """Earlier revisions (`history:`): ReplicaSets scaled to 0, what `rollout undo` uses."""
-        sets = []
+        """Earlier revisions (`history:`): ReplicaSets scaled to 0, what `rollout undo` uses —
+        or, with `replicas:`, still running Ready pods of that revision (a rollout whose new
+        pods never became ready leaves the old ones serving). `env: {NAME: null}` in an entry:
+        the variable did not exist in that revision."""
+        objects: list[dict[str, Any]] = []
         for old in w.get("history", []):
             revision = old["revision"]
-            body = deep_merge({k: v for k, v in w.items() if k != "history"},
-                              {k: v for k, v in old.items() if k != "revision"})
+            keep = int(old.get("replicas", 0))
+            changes = {k: v for k, v in old.items() if k not in ("revision", "replicas",
+                                                                  "started")}
+            env = changes.get("env")
+            dropped: set[str] = set()
+            if isinstance(env, dict):
+                dropped = {k for k, v in env.items() if v is None}
+            if dropped and isinstance(env, dict):
+                changes["env"] = {k: v for k, v in env.items() if k not in dropped}
+            body = deep_merge({k: v for k, v in w.items() if k != "history"}, changes)
+            if dropped:
+                body["env"] = [e for e in env_list(body.get("env")) if e["name"] not in dropped]
             rs_hash = stable_suffix(f"{ns}/{name}/{revision}", 10)
+            rs_name = f"{name}-{rs_hash}"
             rs_labels = {**labels, "pod-template-hash": rs_hash}
-            sets.append({
+            spec = _pod_spec(body)
+            started = parse_time(old.get("started", "-2d"), self.now) or self.now
+            pods = [self._pod(f"{rs_name}-{stable_suffix(f'{rs_name}/{i}', 5)}", ns, rs_labels,
+                              spec, [{} for _ in spec["containers"]], started, w.get("node"),
+                              ("apps/v1", "ReplicaSet", rs_name),
+                              [c["name"] for c in spec.get("initContainers", [])])
+                    for i in range(keep)]
+            objects.append({
                 "apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": meta("ReplicaSet", f"{name}-{rs_hash}", ns, created,
-                                 labels=rs_labels,
+                "metadata": meta("ReplicaSet", rs_name, ns, created, labels=rs_labels,
                                  annotations={"deployment.kubernetes.io/revision": str(revision)},
                                  ownerReferences=[_owner("apps/v1", "Deployment", name, ns)]),
-                "spec": {"replicas": 0, "selector": {"matchLabels": rs_labels},
-                         "template": {"metadata": {"labels": rs_labels},
-                                      "spec": _pod_spec(body)}},
-                "status": {"replicas": 0, "observedGeneration": 1},
+                "spec": {"replicas": keep, "selector": {"matchLabels": rs_labels},
+                         "template": {"metadata": {"labels": rs_labels}, "spec": spec}},
+                "status": {"replicas": keep, "fullyLabeledReplicas": keep, "readyReplicas": keep,
+                           "availableReplicas": keep, "observedGeneration": 1},
             })
-        return sets
+            objects.extend(pods)
+        return objects
 
     def _controller(self, kind: str, name: str, ns: str, labels: dict[str, str],
                     template: dict[str, Any], replicas: int, ready: int, created: datetime,
-                    revision: int, w: dict[str, Any]) -> dict[str, Any]:
+                    revision: int, w: dict[str, Any], created_pods: int | None = None,
+                    old_serving: int = 0) -> dict[str, Any]:
+        created_pods = replicas if created_pods is None else created_pods
         annotations = {"deployment.kubernetes.io/revision": str(revision)} \
             if kind == "Deployment" else {}
         annotations.update(w.get("annotations", {}))
@@ -241,15 +278,15 @@ class Expander:
             "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)},
                      "template": template, "revisionHistoryLimit": 10},
         }
-        available = "True" if ready >= replicas else "False"
+        available = "True" if ready + old_serving >= replicas else "False"
         if kind == "Deployment":
             body["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {
                 "maxSurge": "25%", "maxUnavailable": "25%"}}
             body["spec"]["progressDeadlineSeconds"] = 600
             body["status"] = {
-                "observedGeneration": revision, "replicas": replicas,
-                "updatedReplicas": replicas, "readyReplicas": ready,
-                "availableReplicas": ready,
+                "observedGeneration": revision, "replicas": created_pods + old_serving,
+                "updatedReplicas": created_pods, "readyReplicas": ready + old_serving,
+                "availableReplicas": ready + old_serving,
                 "conditions": [
                     {"type": "Available", "status": available,
                      "reason": "MinimumReplicasAvailable" if available == "True"
@@ -264,8 +301,16 @@ class Expander:
                      "lastUpdateTime": fmt(created), "lastTransitionTime": fmt(created)},
                 ],
             }
-            if ready < replicas:
-                body["status"]["unavailableReplicas"] = replicas - ready
+            if ready + old_serving < replicas:
+                body["status"]["unavailableReplicas"] = replicas - ready - old_serving
+            if w.get("failedCreate"):
+                body["status"]["conditions"].append(_failure(w["failedCreate"], created))
+            for cond in body["status"]["conditions"]:  # `conditions:` overrides by type
+                cond.update(w.get("conditions", {}).get(cond["type"], {}))
+            known = {c["type"] for c in body["status"]["conditions"]}
+            for kind_, extra in w.get("conditions", {}).items():
+                if kind_ not in known:
+                    body["status"]["conditions"].append({"type": kind_, **extra})
         else:
             body["spec"]["serviceName"] = name
             body["status"] = {"replicas": replicas, "readyReplicas": ready,
@@ -335,6 +380,13 @@ def _pod_spec(w: dict[str, Any]) -> dict[str, Any]:
         pod_spec["initContainers"] = init
     pod_spec.update(copy.deepcopy(w.get("podSpec", {})))
     return pod_spec
+
+
+def _failure(message: str, when: datetime) -> dict[str, Any]:
+    """The ReplicaFailure condition the ReplicaSet controller sets (and the Deployment
+    controller copies) when pod creation is refused."""
+    return {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+            "message": message, "lastTransitionTime": fmt(when)}
 
 
 def _owner(api: str, kind: str, name: str, ns: str) -> dict[str, Any]:

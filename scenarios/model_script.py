@@ -13,15 +13,16 @@ from typing import Any
 from budo.errors import ScenarioError
 
 HTTP_FAULTS = frozenset({"500", "429", "stall", "model_not_found"})
-MODIFYING_FAULTS = frozenset({"bad_args", "text_call", "no_usage"})
-FAULTS = HTTP_FAULTS | MODIFYING_FAULTS | {"empty", "unknown_tool"}
+MODIFYING_FAULTS = frozenset({"bad_args", "text_call", "no_usage", "cut_off"})
+FAULTS = HTTP_FAULTS | MODIFYING_FAULTS | {"empty", "unknown_tool", "refusal"}
 _OPTIONS = {
     "500": {"times", "status"}, "429": {"times", "retry_after"}, "stall": {"times", "seconds"},
     "model_not_found": {"times"}, "empty": set(), "unknown_tool": {"tool", "args"},
-    "bad_args": {"raw"}, "text_call": {"style"}, "no_usage": set(),
+    "bad_args": {"raw"}, "text_call": {"style"}, "no_usage": set(), "cut_off": {"keep"},
+    "refusal": {"text"},
 }
 _CONTENT_KEYS = {"say", "calls", "answer"}
-TEXT_CALL_STYLES = ("tags", "fenced", "bare")
+TEXT_CALL_STYLES = ("tags", "fenced", "bare", "mistral", "pythonic")
 EXHAUSTED = "script exhausted: the scripted model has no more turns"
 
 
@@ -84,7 +85,7 @@ class ScriptTurn:
         turn = cls(say=say, calls=calls, answer=answer, fault=fault, options=options)
         if fault is None and not turn.has_content:
             raise ScenarioError(file, path, "empty turn: give say, calls, answer or fault")
-        if fault in HTTP_FAULTS | {"empty", "unknown_tool"} and turn.has_content:
+        if fault in HTTP_FAULTS | {"empty", "unknown_tool", "refusal"} and turn.has_content:
             raise ScenarioError(file, path, f"fault {fault!r} takes no say/calls/answer")
         _check_options(turn, file, path)
         return turn

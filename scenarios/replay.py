@@ -74,7 +74,7 @@ class ReplayServer:
         self.host, self.port, self.user = host, port, user
         self.faults = Faults()
         self.requests: list[RequestRecord] = []
-        self.state = ReplayState(self.scenario)
+        self._state: ReplayState | None = None  # built (times shifted to now) at start()
         self.kubeconfig: Path | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -85,12 +85,18 @@ class ReplayServer:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def state(self) -> ReplayState:
+        if self._state is None:
+            self._state = ReplayState(self.scenario)
+        return self._state
+
+    @property
     def deletions(self) -> list[Deletion]:
         return self.state.deletions
 
     async def start(self, kubeconfig: Path | str | None = None) -> ReplayServer:
         """Listen, shift the scenario's times to now, and write a kubeconfig for it."""
-        self.state = ReplayState(self.scenario)
+        self._state = ReplayState(self.scenario)
         app = web.Application(middlewares=[self._middleware])
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)

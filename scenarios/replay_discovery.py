@@ -49,9 +49,27 @@ RESOURCES = [
     Resource("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",)),
     Resource("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",), WRITE),
     Resource("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), WRITE),
+    Resource("apps", "v1", "controllerrevisions", "ControllerRevision", True),
+    Resource("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",)),
+    Resource("", "v1", "resourcequotas", "ResourceQuota", True, ("quota",)),
+    Resource("", "v1", "limitranges", "LimitRange", True, ("limits",)),
+    Resource("batch", "v1", "jobs", "Job", True),
+    Resource("batch", "v1", "cronjobs", "CronJob", True, ("cj",)),
+    Resource("networking.k8s.io", "v1", "ingresses", "Ingress", True, ("ing",)),
+    Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
+    Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True,
+             ("hpa",)),
+    Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",)),
+    Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
+    Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ("sc",)),
     Resource("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
 ]
-GROUPS = {"apps": "v1", "events.k8s.io": "v1"}
+# The preferred version of each group a v1.30 API server serves (autoscaling also has v1,
+# which this replay does not serve; clients that ask for it get a 404 as for any unknown
+# version).
+GROUPS = {"apps": "v1", "events.k8s.io": "v1", "batch": "v1", "networking.k8s.io": "v1",
+          "autoscaling": "v2", "policy": "v1", "discovery.k8s.io": "v1",
+          "storage.k8s.io": "v1"}
 
 
 def find_resource(group: str, version: str, plural: str) -> Resource | None:
@@ -95,7 +113,7 @@ def resource_list(group_name: str, version: str) -> dict[str, Any] | None:
         if res.short:
             entry["shortNames"] = list(res.short)
         if res.kind in ("Pod", "Deployment", "Service", "ReplicaSet", "StatefulSet",
-                        "DaemonSet"):
+                        "DaemonSet", "Job", "CronJob", "HorizontalPodAutoscaler"):
             entry["categories"] = ["all"]
         resources.append(entry)
         if res.kind == "Pod":

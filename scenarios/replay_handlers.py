@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -32,9 +33,11 @@ class ReplayServer(Protocol):
     """What the handlers read of the server (scenarios/replay.py): its state, the forbidden
     namespaces among its fault switches, its address and the user it answers as."""
 
-    state: ReplayState
     port: int
     user: str
+
+    @property
+    def state(self) -> ReplayState: ...
 
     @property
     def faults(self) -> _Forbidding: ...
@@ -146,8 +149,9 @@ def _list(server: ReplayServer, request: web.Request, res: Resource,
     if query.get("watch") in ("true", "1"):
         # No changes stream from a replay: an empty watch that ends lets clients re-list.
         return web.Response(status=200, text="", content_type="application/json")
-    items = [o for o in server.state.objects if o["kind"] == res.kind
-             and (namespace is None or o["metadata"].get("namespace") == namespace)]
+    items = _candidates(server, res.kind, query.get("fieldSelector") or "")
+    if namespace is not None:
+        items = [o for o in items if o["metadata"].get("namespace") == namespace]
     try:
         if query.get("labelSelector"):
             labels = label_selector(query["labelSelector"])
@@ -166,6 +170,45 @@ def _list(server: ReplayServer, request: web.Request, res: Resource,
     return reply({"kind": f"{res.kind}List", "apiVersion": res.api_version,
                   "metadata": {"resourceVersion": str(server.state.resource_version)},
                   "items": shaped})
+
+
+_INVOLVED = "involvedObject.name="
+
+
+class _Index:
+    """Objects by kind, and events by involved object name: the API server answers lists
+    from its watch cache, per resource, without walking every other kind; the index keeps the
+    replay's cost per list in proportion to what a real server does. Rebuilt whenever the
+    state changes (its object list or resourceVersion)."""
+
+    def __init__(self, objects: list[dict[str, Any]], version: int) -> None:
+        self.key = (id(objects), len(objects), version)
+        self.by_kind: dict[str, list[dict[str, Any]]] = {}
+        self.events_by_name: dict[str, list[dict[str, Any]]] = {}
+        for obj in objects:
+            self.by_kind.setdefault(obj["kind"], []).append(obj)
+            if obj["kind"] == "Event":
+                name = str((obj.get("involvedObject") or {}).get("name", ""))
+                self.events_by_name.setdefault(name, []).append(obj)
+
+
+_INDEXES: weakref.WeakKeyDictionary[Any, _Index] = weakref.WeakKeyDictionary()
+
+
+def _candidates(server: ReplayServer, kind: str, fields: str) -> list[dict[str, Any]]:
+    """The objects of ``kind`` (narrowed to one involved object when the field selector
+    names it exactly; the full selector is still applied afterwards)."""
+    state = server.state
+    key = (id(state.objects), len(state.objects), state.resource_version)
+    index = _INDEXES.get(server)
+    if index is None or index.key != key:
+        index = _INDEXES[server] = _Index(state.objects, state.resource_version)
+    if kind == "Event":
+        for term in fields.split(","):
+            name = term.strip().replace("==", "=")
+            if name.startswith(_INVOLVED):
+                return index.events_by_name.get(name[len(_INVOLVED):].strip(), [])
+    return index.by_kind.get(kind, [])
 
 
 def _int(query: Any, key: str) -> int | None:

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 class ReplayServer(Protocol):
     """What PATCH reads of the server (scenarios/replay.py): its state and fault switches."""
 
-    state: ReplayState
+    @property
+    def state(self) -> ReplayState: ...
 
     @property
     def faults(self) -> Any: ...

@@ -30,7 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scenarios.expand import meta
 from scenarios.expand_pods import pod_status, stable_suffix
@@ -39,7 +39,23 @@ from scenarios.times import fmt, fmt_nano, parse_duration
 
 if TYPE_CHECKING:
     from scenarios.model import Scenario
-    from scenarios.replay_state import ReplayState
+
+
+class ReplayedCluster(Protocol):
+    """What the controllers read and change of the replayed cluster (its ReplayState, in
+    scenarios/replay_state.py, which owns a Rollouts: hence a Protocol, not an import)."""
+
+    objects: list[dict[str, Any]]
+    logs: dict[tuple[str, str, str], ContainerLogs]
+
+    def find(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
+
+    def _bump(self, obj: dict[str, Any]) -> None: ...
+
+    def _event(self, obj: dict[str, Any], reason: str, message: str, now: datetime,
+               source: str | None = None) -> None: ...
+
+    def _refresh_endpoints(self, namespace: str) -> None: ...
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
@@ -90,7 +106,7 @@ def _state_of(status: dict[str, Any]) -> dict[str, Any]:
 class Rollouts:
     """The controllers' side of the replay; ``ReplayState.rollouts``."""
 
-    def __init__(self, state: ReplayState, scenario: Scenario) -> None:
+    def __init__(self, state: ReplayedCluster, scenario: Scenario) -> None:
         self.state = state
         self.remedies: list[dict[str, Any]] = list(getattr(scenario, "remedies", []) or [])
         self.start_delay = 1.0   # seconds a new pod spends in ContainerCreating

@@ -42,8 +42,8 @@ class ReplayState:
         started = (started or datetime.now(UTC)).replace(microsecond=0)
         # Everything moves by the same offset, so "25 minutes ago" stays 25 minutes ago.
         self.offset = started - scenario.now
-        self.objects: list[dict[str, Any]] = _shift(copy.deepcopy(scenario.objects),
-                                                    self.offset)
+        # _shift builds new dicts and lists all the way down: the scenario is never changed.
+        self.objects: list[dict[str, Any]] = _shift(scenario.objects, self.offset)
         self.logs: dict[tuple[str, str, str], ContainerLogs] = {
             key: ContainerLogs(
                 shift_timestamps(entry.current, self.offset),

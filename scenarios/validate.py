@@ -13,8 +13,8 @@ from typing import Any
 from budo.errors import ScenarioError
 from scenarios.times import parse_duration, parse_time, parse_timestamp
 
-TOOLS = ("list_namespaces", "get_pods", "get_events", "describe", "logs", "delete_pod",
-         "rollout_restart", "rollout_undo", "scale", "set_env")
+TOOLS = ("list_namespaces", "get_pods", "get_events", "describe", "recent_changes", "logs",
+         "delete_pod", "rollout_restart", "rollout_undo", "scale", "set_env")
 STATES = ("running", "crashloop", "waiting", "terminated", "pending")
 
 TOP_KEYS = {
@@ -22,7 +22,11 @@ TOP_KEYS = {
     "nodes", "workloads", "objects", "remove", "events", "logs", "expect", "script", "remedies",
 }
 REMEDY_KEYS = {"workload", "namespace", "env", "image", "symptoms"}
-HISTORY_KEYS = {"revision", "image", "env", "command", "args", "resources"}
+# An earlier revision: the container keys that differed (env NAME: null = not set then), and
+# `replicas`/`started` when that revision's pods still run (a rollout stuck on its new pods).
+HISTORY_KEYS = {"revision", "image", "env", "command", "args", "resources", "readinessProbe",
+                "livenessProbe", "startupProbe", "ports", "volumeMounts", "imagePullPolicy",
+                "podSpec", "replicas", "started"}
 STATE_KEYS = {
     "state", "reason", "message", "exitCode", "restarts", "ready", "lastState", "phase",
 }
@@ -33,7 +37,7 @@ CONTAINER_KEYS = {
 WORKLOAD_KEYS = (CONTAINER_KEYS - {"name"}) | {
     "name", "namespace", "kind", "replicas", "revision", "labels", "created", "started", "node",
     "container", "initContainers", "containers", "pods", "podSpec", "annotations", "service",
-    "history",
+    "history", "conditions", "failedCreate",
 }
 SERVICE_KEYS = {"name", "type", "port", "targetPort", "selector", "ports", "clusterIP"}
 NODE_KEYS = {"name", "cpu", "memory", "pods", "labels", "ready", "conditions", "taints", "created"}
@@ -246,13 +250,22 @@ def check_workload(c: Checker, w: Any, path: str, partial: bool = False) -> None
     for i, override in enumerate(c.seq(w.get("pods", []), f"{path}.pods")):
         c.mapping(override, f"{path}.pods[{i}]", STATE_KEYS)
         _check_state(c, override, f"{path}.pods[{i}]")
-    for key in ("podSpec", "annotations"):
+    for key in ("podSpec", "annotations", "conditions"):
         if key in w:
             c.mapping(w[key], f"{path}.{key}")
     for i, old in enumerate(c.seq(w.get("history", []), f"{path}.history")):
-        c.mapping(old, f"{path}.history[{i}]", HISTORY_KEYS)
-        c.integer(old.get("revision"), f"{path}.history[{i}].revision", 1)
-        _check_container_body(c, old, f"{path}.history[{i}]")
+        where = f"{path}.history[{i}]"
+        c.mapping(old, where, HISTORY_KEYS)
+        c.integer(old.get("revision"), f"{where}.revision", 1)
+        _check_container_body(c, {k: v for k, v in old.items() if k != "env"}, where)
+        if "env" in old:
+            check_env(c, old["env"], f"{where}.env", removable=True)
+        if "replicas" in old:
+            c.integer(old["replicas"], f"{where}.replicas", minimum=0)
+        if "started" in old:
+            c.time(old["started"], f"{where}.started")
+    if "failedCreate" in w:
+        c.text(w["failedCreate"], f"{path}.failedCreate")
     if "service" in w and not isinstance(w["service"], bool):
         service = c.mapping(w["service"], f"{path}.service", SERVICE_KEYS)
         if "selector" in service:
@@ -283,11 +296,14 @@ def _check_container_body(c: Checker, body: dict[str, Any], path: str) -> None:
     _check_state(c, body, path)
 
 
-def check_env(c: Checker, env: Any, path: str) -> None:
+def check_env(c: Checker, env: Any, path: str, removable: bool = False) -> None:
+    """``removable``: in a ``history`` entry, NAME: null says the variable did not exist then."""
     if isinstance(env, dict):
         for key, value in env.items():
             if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]*$", key):
                 raise c.fail(path, f"{key!r} is not a valid environment variable name")
+            if value is None and removable:
+                continue
             if isinstance(value, dict | list) or value is None:
                 raise c.fail(f"{path}.{key}", "expected a mapping of NAME: value (a string); "
                              "use the list form for valueFrom")

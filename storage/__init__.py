@@ -6,6 +6,7 @@
 
 from budo.errors import ApprovalNotFound
 from storage.chain import VerifyResult
+from storage.deliveries import first_delivery
 from storage.export import export_jsonl, export_markdown
 from storage.records import (
     ApprovalRecord,
@@ -27,4 +28,5 @@ __all__ = [
     "VerifyResult",
     "export_jsonl",
     "export_markdown",
+    "first_delivery",
 ]

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from budo.errors import StoreError
-from storage.db import describe_sqlite_error
+from storage.db import translated
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -52,6 +52,7 @@ class StoreBase:
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self.path = path
         self._conn = conn
+        self._reader = conn  # Store.open adds a read-only connection for a file database
         # One connection is one transaction at a time: coroutines take turns. Other
         # processes are kept out by BEGIN IMMEDIATE + busy_timeout at the SQLite level.
         self._lock = asyncio.Lock()
@@ -87,20 +88,20 @@ class StoreBase:
                 raise
 
         async with self._lock:
-            try:
+            with translated(self.path):
                 # aiosqlite's own hop to its thread (what its execute() uses), for a function.
                 result: T = await self._conn._execute(run)  # type: ignore[no-untyped-call]
                 return result
-            except sqlite3.Error as exc:
-                raise StoreError(describe_sqlite_error(exc, self.path)) from exc
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._reader is not self._conn:  # its own connection: no need to wait for writes
+            with translated(self.path):
+                yield self._reader
+            return
         async with self._lock:
-            try:
+            with translated(self.path):
                 yield self._conn
-            except sqlite3.Error as exc:
-                raise StoreError(describe_sqlite_error(exc, self.path)) from exc
 
     async def _one(
         self, db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()

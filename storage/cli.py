@@ -14,6 +14,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from agent import one_line
 from budo.config import Settings
 from budo.console import terminal_safe
 from budo.errors import BudoError, StoreError
@@ -75,19 +76,16 @@ async def run_runs(args: argparse.Namespace) -> int:
     rows = [header]
     for run in runs:
         when = datetime.fromtimestamp(run.started_at, UTC).strftime("%Y-%m-%d %H:%M")
-        rows.append((run.id, when, _clip(run.requester or run.source, 16), run.status,
-                     _clip(run.question, 48), _clip(run.headline, 60)))
+        rows.append((run.id, when, terminal_safe(one_line(run.requester or run.source, 16)),
+                     run.status,
+                     # shown, not obeyed: questions and headlines come from Slack and models
+                     terminal_safe(one_line(run.question, 48)),
+                     terminal_safe(one_line(run.headline, 60))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         print("  ".join([*cells, row[-1]]).rstrip())
     return 0
-
-
-def _clip(text: str, width: int) -> str:
-    """One cell: whitespace folded, controls shown not obeyed (questions come from Slack)."""
-    flat = terminal_safe(" ".join(text.split()))
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 # --- budo export ------------------------------------------------------------------------------

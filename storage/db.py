@@ -166,6 +166,22 @@ async def connect(path: str, *, synchronous: str = "NORMAL",
     return conn
 
 
+async def connect_reader(path: str) -> aiosqlite.Connection:
+    """A second connection to ``path`` (already opened and migrated by ``connect``) for
+    reads only: query_only, so a bug cannot write through it."""
+    conn: aiosqlite.Connection | None = None
+    try:
+        with translated(path):
+            conn = await aiosqlite.connect(path, isolation_level=None)
+            await conn.execute("PRAGMA busy_timeout = 5000")
+            await conn.execute("PRAGMA query_only = ON")
+    except BaseException:
+        if conn is not None:
+            await conn.close()
+        raise
+    return conn
+
+
 def prepare_path(path: str) -> str:
     """Expand ~ and create the parent directory (a local stat/mkdir: not worth a thread)."""
     if path == ":memory:" or path.startswith("file:"):

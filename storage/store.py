@@ -18,7 +18,7 @@ from storage.approvals import ApprovalStore
 from storage.base import all_rows, constraint, new_id, one
 from storage.chain import GENESIS, ChainRow, VerifyResult, canonical_json, verify_chain
 from storage.chain import audit_key as audit_key_bytes
-from storage.db import connect, describe_sqlite_error
+from storage.db import connect, connect_reader, translated
 from storage.integrity import schema_problems
 from storage.records import (
     EVENT_COLUMNS,
@@ -59,29 +59,28 @@ class Store(ApprovalStore):
         store.recovered = []
         try:
             store.tampered = await schema_problems(conn)
+            if store.tampered:
+                store.refusal = (f"the audit database {path} was altered outside budo "
+                                 f"({'; '.join(store.tampered)}); refusing to write to it — "
+                                 "run `budo audit verify` and restore it from a backup")
+                if recover:
+                    raise StoreError(store.refusal)
+            # A file gets a second connection for reads: in WAL mode they see every committed
+            # write and never wait for the writer. (":memory:" is one private database.)
+            if path != ":memory:" and not path.startswith("file:"):
+                store._reader = await connect_reader(path)
+            if recover:
+                store.recovered = await store._recover()
         except BaseException:
             await store.close()
             raise
-        if store.tampered:
-            store.refusal = (f"the audit database {path} was altered outside budo "
-                             f"({'; '.join(store.tampered)}); refusing to write to it — run "
-                             "`budo audit verify` and restore it from a backup")
-            if recover:
-                await store.close()
-                raise StoreError(store.refusal)
-        if recover:
-            try:
-                store.recovered = await store._recover()
-            except BaseException:
-                await store.close()
-                raise
         return store
 
     async def close(self) -> None:
-        try:
+        with translated(self.path):
+            if self._reader is not self._conn:
+                await self._reader.close()
             await self._conn.close()
-        except sqlite3.Error as exc:
-            raise StoreError(describe_sqlite_error(exc, self.path)) from exc
 
     async def __aenter__(self) -> Store:
         return self

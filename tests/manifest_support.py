@@ -18,7 +18,8 @@ HADOLINT = shutil.which("hadolint")
 
 
 def load_yaml(path: Path) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: ~10x faster
+    return [d for d in yaml.load_all(path.read_text(), Loader=loader) if d is not None]
 
 
 def kustomization() -> dict[str, Any]:

@@ -124,3 +124,22 @@ async def test_a_429_on_the_root_post_is_retried(slack, scripted_model, tmp_path
         await h.top_level("🧭 Verdict")
         errors = [c.response.get("error") for c in slack.calls_to("chat.postMessage")]
         assert errors[0] == "ratelimited" and errors[1] is None
+
+
+async def test_a_run_slack_refuses_to_start_is_ended_failed_and_said_privately(
+        slack, scripted_model, tmp_path: Path):
+    """The loop never ran, so nothing else would end it: the run manager ends it the loop's
+    way (a `failed` terminal event through the AuditSink) and tells the asker."""
+    model = await scripted_model([{"answer": VERDICT}])
+    async with running_bot(slack, model.url, FakeCluster().tools(), tmp_path) as h:
+        slack.fail("chat.postMessage", "not_in_channel")
+        await h.sim.app_mention("<@U0BOT> why is checkout failing?", user=REQUESTER)
+        told = await slack.wait_for(lambda: slack.ephemerals(CHANNEL, REQUESTER))
+        assert told[0].text.startswith("Could not start the investigation")
+        assert "not_in_channel" in told[0].text
+        (run,) = await h.store.list_runs(channel=CHANNEL)
+        assert (run.status, run.turns, run.tokens) == ("failed", 0, 0)
+        (event,) = await h.store.events(run.id)
+        assert (event.kind, event.actor, event.payload["error_type"]) == ("failed", "budo",
+                                                                          "SlackError")
+        assert model.requests == []

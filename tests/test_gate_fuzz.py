@@ -132,8 +132,10 @@ async def test_fuzzed_delete_calls_never_get_past_the_gate(replay, scripted_mode
         outcome = await run_investigation(
             "fuzz the gate", run_id="r-fuzz", model=model, tools=build_toolbox(cluster),
             sinks=[trail], approver=oncall,
+            # context_tokens: 100 results a turn outgrow any real model's context; the
+            # budget would end the run early (answer without tools), which is not under test.
             budgets=Budgets(max_turns=len(turns) + 2, max_tokens=10**9, run_timeout=600,
-                            tool_output_chars=2000))
+                            tool_output_chars=2000, context_tokens=10**8))
     cluster.close()
     assert outcome.status == "succeeded", outcome.reason
     requested = [e for e in trail.events if e.kind == "tool_requested"]

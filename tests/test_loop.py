@@ -110,7 +110,7 @@ async def run(scripted_model, turns, *, approve=False, budgets=None, tools=None,
     server = await scripted_model(turns)
     rec, box, approver = Recorder(), Toolbox(), Approver(approve)
     model = OpenAIChatModel(server.url, "qwen2.5:14b", timeout=model_timeout, max_retries=1,
-                            backoff=0.01)
+                            backoff=0.001)
     try:
         outcome = await run_investigation(
             "checkout is failing", run_id="r-test", model=model,

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from agent.kube import rbac_reads
 from budo.config import Settings
 from budo.errors import ConfigError
 from tests.manifest_support import (
@@ -78,11 +79,10 @@ def test_read_role_only_reads_and_never_secrets():
         assert "secrets" not in rule["resources"], rule
         assert not rule.get("resourceNames") and not rule.get("nonResourceURLs")
         granted |= {(group, res) for group in rule["apiGroups"] for res in rule["resources"]}
-    needed = {("", r) for r in ("pods", "pods/log", "events", "services", "endpoints", "nodes",
-                                "namespaces", "configmaps")}
-    needed |= {("events.k8s.io", "events")}
-    needed |= {("apps", r) for r in ("deployments", "replicasets", "statefulsets")}
-    assert needed <= granted, needed - granted
+    # Exactly what the tools read (agent/kube.py): nothing missing, nothing extra.
+    needed = rbac_reads()
+    assert granted == needed, (needed - granted, granted - needed)
+    assert all("watch" not in rule["verbs"] for rule in role["rules"])
 
 
 def test_act_role_deletes_pods_patches_workloads_and_is_bound_per_namespace_only():

@@ -83,7 +83,7 @@ def test_env_var_names_the_api_refuses_are_tool_errors(name: str) -> None:
 ])
 def test_the_actions_use_the_same_rules(args) -> None:
     from agent.actions import PARAMETERS
-    from agent.tools import validate_arguments
+    from agent.arguments import validate_arguments
 
     with pytest.raises(ToolArgumentError):
         validate_arguments("rollout_restart", PARAMETERS["rollout_restart"], args)

@@ -21,3 +21,11 @@ def test_the_test_command_is_the_one_ci_runs():
 def test_every_command_is_documented():
     for command in COMMANDS:
         assert f"budo {command}" in README, command
+
+
+def test_ollama_is_started_before_anything_pulls_from_it():
+    # `ollama pull` talks to a running server: "pull && serve" fails on a fresh machine.
+    assert "ollama pull qwen2.5:14b && ollama serve" not in README
+    for line in README.splitlines():
+        if "ollama pull" in line and "ollama serve" in line:
+            assert line.index("ollama serve") < line.index("ollama pull"), line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -192,6 +193,21 @@ async def test_previous_logs_and_container_errors(replay, tmp_path: Path) -> Non
     assert status.last_state.terminated.exit_code == 139
 
 
+async def test_a_server_never_changes_its_scenario(replay) -> None:
+    """Tests share loaded scenarios (tests/fixtures/cluster.py): serving, shifting times and
+    deleting pods must all happen on the server's own copy."""
+    from scenarios import load_scenario
+
+    scenario = load_scenario("checkout-typo")
+    snapshot = copy.deepcopy((scenario.objects, scenario.logs))
+    server = await replay(scenario)
+    core, _ = apis(server)
+    await call(core.delete_namespaced_pod, CHECKOUT, "shop")
+    await call(core.list_namespaced_pod, "shop")
+    assert (scenario.objects, scenario.logs) == snapshot
+    assert server.state.objects is not scenario.objects
+
+
 async def test_delete_pod_brings_a_replacement_with_a_new_name(replay) -> None:
     server = await replay("checkout-typo")
     core, _ = apis(server)
@@ -285,3 +301,74 @@ async def test_fixture_accepts_a_scenario_object(replay) -> None:
     server = await replay(load_scenario("checkout-typo"))
     assert server.url.startswith("http://127.0.0.1:") and server.kubeconfig.is_file()
     assert server.scenario.name == "checkout-typo" and server.deletions == []
+
+
+async def test_new_kinds_through_their_api_groups(replay) -> None:
+    """Ingress, NetworkPolicy, HPA (autoscaling/v2), PDB, Job/CronJob, ResourceQuota,
+    LimitRange, StorageClass and ControllerRevision are served where a v1.30 server serves
+    them, as lists and single objects."""
+    server = await replay("cronjob-failing")
+    api_client = config.new_client_from_config(config_file=str(server.kubeconfig))
+    batch = client.BatchV1Api(api_client)
+    cron = await call(batch.read_namespaced_cron_job, "order-export", "shop")
+    assert cron.spec.schedule == "0 2 * * *"
+    jobs = await call(batch.list_namespaced_job, "shop")
+    assert [j.status.conditions[-1].reason for j in jobs.items] == ["BackoffLimitExceeded"]
+    ingress_server = await replay("ingress-backend-missing")
+    net = client.NetworkingV1Api(config.new_client_from_config(
+        config_file=str(ingress_server.kubeconfig)))
+    ing = await call(net.read_namespaced_ingress, "shop", "shop")
+    assert ing.spec.rules[0].http.paths[0].backend.service.name == "frontend-svc"
+    hpa_server = await replay("hpa-maxed")
+    autoscaling = client.AutoscalingV2Api(config.new_client_from_config(
+        config_file=str(hpa_server.kubeconfig)))
+    hpa = await call(autoscaling.read_namespaced_horizontal_pod_autoscaler, "frontend", "shop")
+    assert hpa.status.current_replicas == hpa.spec.max_replicas == 3
+    pvc_server = await replay("pvc-storageclass")
+    storage = client.StorageV1Api(config.new_client_from_config(
+        config_file=str(pvc_server.kubeconfig)))
+    classes = await call(storage.list_storage_class)
+    assert {c.metadata.name for c in classes.items} == {"standard", "standard-rwo",
+                                                        "premium-rwo"}
+    groups = await call(client.ApisApi(api_client).get_api_versions)
+    assert {(g.name, g.preferred_version.version) for g in groups.groups} >= {*{
+        "batch": "v1", "networking.k8s.io": "v1", "autoscaling": "v2", "policy": "v1",
+        "discovery.k8s.io": "v1", "storage.k8s.io": "v1"}.items()}
+    missing = await api_error(client.PolicyV1Api(api_client).read_namespaced_pod_disruption_budget,
+                              "nope", "shop")
+    assert missing.status == 404
+
+
+async def test_a_rollout_keeps_its_old_replicaset(replay) -> None:
+    """`previous:` in a scenario: the Deployment controller's old ReplicaSet, scaled to 0 (or
+    still serving with `previous.replicas`), holding the previous pod template."""
+    server = await replay("checkout-typo")
+    _, apps = apis(server)
+    sets = await call(apps.list_namespaced_replica_set, "shop",
+                      label_selector="app=checkoutservice")
+    by_revision = {rs.metadata.annotations["deployment.kubernetes.io/revision"]: rs
+                   for rs in sets.items}
+    assert set(by_revision) == {"1", "2"}
+    old, new = by_revision["1"], by_revision["2"]
+    assert old.spec.replicas == 0 and new.spec.replicas == 1
+    env = {e.name: e.value for e in old.spec.template.spec.containers[0].env}
+    assert env["PAYMENT_SERVICE_ADDR"] == "paymentservice:50051"
+    assert new.metadata.creation_timestamp > old.metadata.creation_timestamp
+    stuck = await replay("missing-secret-key")
+    _, apps2 = apis(stuck)
+    sets = await call(apps2.list_namespaced_replica_set, "shop", label_selector="app=cartservice")
+    assert sorted(rs.status.ready_replicas or 0 for rs in sets.items) == [0, 1]
+
+
+async def test_event_field_selector_answers_from_the_index_after_a_change(replay) -> None:
+    """The per-kind index the list handler uses is rebuilt when the state changes: a pod
+    deleted through the API shows up in the next event list."""
+    server = await replay("checkout-typo")
+    core, _ = apis(server)
+    before = await call(core.list_namespaced_event, "shop",
+                        field_selector=f"involvedObject.name={FRONTEND}")
+    await call(core.delete_namespaced_pod, FRONTEND, "shop")
+    after = await call(core.list_namespaced_event, "shop",
+                       field_selector=f"involvedObject.name={FRONTEND}")
+    assert len(after.items) > len(before.items)
+    assert "Killing" in {e.reason for e in after.items}

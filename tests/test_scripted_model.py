@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from budo.errors import ScenarioError
+from scenarios.model_servers import prompt_tokens
 from scenarios.scripted_model import EXHAUSTED, ScriptedModelServer, ScriptTurn, parse_turns
 
 BODY: dict[str, Any] = {
@@ -50,7 +51,8 @@ async def test_tool_call_reply_has_the_openai_shape(scripted_model) -> None:
     assert call["function"]["name"] == "get_pods"
     assert json.loads(call["function"]["arguments"]) == {"namespace": "shop"}
     usage = body["usage"]
-    assert usage["prompt_tokens"] == len(json.dumps(BODY)) // 4
+    # counted like a tokenizer would (scenarios.model_servers.count_tokens), not chars/4
+    assert usage["prompt_tokens"] == prompt_tokens(BODY["messages"], BODY.get("tools"))
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 

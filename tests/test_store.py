@@ -245,3 +245,15 @@ async def test_kill_minus_nine_loses_nothing_already_shown(store_path: str) -> N
         assert [e.payload["turn"] for e in events[:last_turn]] == list(range(1, last_turn + 1))
         assert store.recovered == [run_id]
         assert (await store.verify(run_id)).ok
+
+
+async def test_a_file_store_reads_on_its_own_read_only_connection(store_path: str) -> None:
+    async with await Store.open(store_path) as store:
+        assert store._reader is not store.connection
+        run = await store.start_run(source="slack", question="q", channel="C1", thread_ts="1")
+        await store.record(run.id, "follow_up", {"text": "and?"})
+        # Every committed write is visible to the reader at once.
+        assert (await store.get_run(run.id)).event_count == 1
+        assert [e.kind for e in await store.events(run.id)] == ["follow_up"]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await store._reader.execute("DELETE FROM runs")

@@ -64,12 +64,13 @@ def ok(result: ToolResult) -> str:
 
 async def test_toolbox_names_parameters_and_mutating_flag(typo: Tools) -> None:
     specs = typo.specs
-    assert list(specs) == ["list_namespaces", "get_pods", "get_events", "describe", "logs",
-                           "delete_pod", "rollout_restart", "rollout_undo", "scale", "set_env"]
+    assert list(specs) == ["list_namespaces", "get_pods", "get_events", "describe",
+                           "recent_changes", "logs", "delete_pod", "rollout_restart",
+                           "rollout_undo", "scale", "set_env"]
     assert [n for n, s in specs.items() if s.mutating] == [
         "delete_pod", "rollout_restart", "rollout_undo", "scale", "set_env"]
     assert set(specs["logs"].parameters["properties"]) == {
-        "namespace", "pod", "container", "tail", "previous", "since", "grep"}
+        "namespace", "pod", "container", "tail", "previous", "since", "grep", "context"}
     for spec in specs.values():
         assert spec.schema()["function"]["description"]
 
@@ -120,7 +121,7 @@ async def test_describe_service_pod_and_node(typo: Tools) -> None:
 
 
 async def test_describe_rejects_unknown_kind_and_missing_namespace(typo: Tools) -> None:
-    bad = await typo("describe", kind="ingress", name="x", namespace="shop")
+    bad = await typo("describe", kind="widget", name="x", namespace="shop")
     assert not bad.ok and "pod, deployment" in (bad.error or "")
     missing = await typo("describe", kind="deployment", name="checkoutservice")
     assert not missing.ok and "namespace is required" in (missing.error or "")
@@ -130,10 +131,18 @@ async def test_logs_tail_grep_and_no_match(typo: Tools) -> None:
     frontend = typo.pod("frontend")
     tail = ok(await typo("logs", namespace="shop", pod=frontend, tail=5))
     assert len(tail.splitlines()) == 6  # header + 5 lines
-    grep = ok(await typo("logs", namespace="shop", pod=frontend, grep="ERROR", tail=1000))
+    grep = ok(await typo("logs", namespace="shop", pod=frontend, grep="ERROR", context=0))
     first = grep.splitlines()[0]
     assert re.match(r"^\d+ of \d+ lines matched /ERROR/", first), first
     assert "paymetnservce" in grep and "_healthz" not in grep
+    # with context (like grep -C 1) the line before each match comes too: the request
+    # that failed
+    around = ok(await typo("logs", namespace="shop", pod=frontend, grep="request error",
+                           context=1))
+    # the same error 8 times: counted once as a template, shown once (the newest) in context
+    assert re.search(r"^  x8 first \S+ last \S+: \{\"error\"", around, re.M), around
+    assert around.count('"message":"request error"') == 1  # one block (the template is cut)
+    assert '"request started"' in around.split("blocks separated by --:")[1]
     none = ok(await typo("logs", namespace="shop", pod=frontend, grep="no-such-thing-xyz"))
     assert "no lines matched /no-such-thing-xyz/" in none
 
@@ -278,7 +287,8 @@ async def test_get_pods_surfaces_every_pod_level_finding(lab: Tools) -> None:
     result = await lab("get_pods", namespace="shop")
     findings = "\n".join(result.findings)
     expected = {
-        "crashy": r"CrashLoopBackOff: last exit code 2 \(Error\), 4 restarts",
+        "crashy": r"CrashLoopBackOff: last exit code 2 \(Error\).* — the application "
+                  r"reported a usage or configuration error, 4 restarts",
         "oomy": r"OOMKilled \(exit code 137\); memory limit 64Mi",
         "stuck": r"Pending \(Unschedulable\): 0/3 nodes are available: 3 Insufficient cpu",
         "puller": r"cannot pull image 'registry.example/puller:v9-missing' \(ImagePullBackOff\)",
