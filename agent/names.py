@@ -96,6 +96,7 @@ NAME_RULES: dict[str, dict[str, Any]] = {
     "get_pods": {"namespace": check_label},
     "get_events": {"namespace": check_label, "involved_object": check_object_ref},
     "describe": {"namespace": check_label, "name": check_subdomain},
+    "recent_changes": {"namespace": check_label},
     "logs": {"namespace": check_label, "pod": check_subdomain, "container": check_label},
     "delete_pod": {"namespace": check_label, "pod": check_subdomain},
     # The remediation actions (agent/actions.py).

@@ -87,3 +87,19 @@ def test_the_actions_use_the_same_rules(args) -> None:
 
     with pytest.raises(ToolArgumentError):
         validate_arguments("rollout_restart", PARAMETERS["rollout_restart"], args)
+
+
+def test_every_argument_that_names_an_object_has_a_rule() -> None:
+    """A new tool whose namespace, pod, name or container goes into a URL path must say so in
+    NAME_RULES; ".." in any of them would otherwise reach the path."""
+    from agent.actions import PARAMETERS as ACTIONS
+    from agent.names import NAME_RULES
+    from agent.tools import PARAMETERS
+
+    naming = {"namespace", "pod", "name", "container", "involved_object", "env_name"}
+    missing = [f"{tool}.{arg}" for tool, schema in {**PARAMETERS, **ACTIONS}.items()
+               for arg in schema["properties"] if arg in naming
+               and arg not in NAME_RULES.get(tool, {})]
+    assert missing == []
+    with pytest.raises(ToolArgumentError, match="not a valid Kubernetes"):
+        check_call("recent_changes", (), {"namespace": ".."})
