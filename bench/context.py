@@ -240,7 +240,8 @@ async def main(names: list[str]) -> int:
 # baseline a request budo re-asks after a detected truncation skips a scripted turn: its
 # verdict column measures that desync as much as the model's confusion; "lost q" (requests
 # whose question the server dropped) is the figure that matters there.
-# 4096 is shown too: with ten tool schemas (~2.1k tokens) it leaves too little to investigate.
+# 4096 is shown too: the system prompt and eleven tool schemas take ~2.2k of it (see the
+# first-request section below).
 BUDGET_RUNS = ((32768, 32768), (8192, 8192), (4096, 4096), (8192, 32768))
 
 
