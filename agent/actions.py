@@ -53,44 +53,33 @@ KIND_ALIASES = {
 }
 MAX_VALUE = 4096
 
-_NS = {"type": "string", "description": "Namespace of the workload."}
-_NAME = {"type": "string", "description": "Workload name."}
+_NS = {"type": "string"}
+_NAME = {"type": "string"}
 _KIND = {"type": "string", "enum": ["deployment", "statefulset", "daemonset"]}
 
+# Brief: every schema is paid on every request (agent/tools.py says why).
 DESCRIPTIONS = {
-    "rollout_restart": (
-        "Restart every pod of a workload with a rolling update (kubectl rollout restart). "
-        "Mutating: on-call must approve; the card shows the dry run. Use it when pods must "
-        "re-read something that changed (a fixed ConfigMap or Secret); it fixes no bad config."),
-    "rollout_undo": (
-        "Roll a Deployment back to its previous revision, or to_revision (kubectl rollout "
-        "undo). Mutating: on-call must approve. Use it when a recent rollout broke it (bad "
-        "image, bad config) and the previous revision worked."),
-    "scale": (
-        "Set the replicas of a deployment or statefulset. Mutating: on-call must approve. "
-        "Use it for capacity, not to fix a crash."),
-    "set_env": (
-        "Set one plain environment variable on one container of a workload (kubectl set env); "
-        "this rolls out new pods. Mutating: on-call must approve. Use it when the evidence "
-        "shows a wrong env value (e.g. a typo in a service address). Never for secrets."),
+    "rollout_restart": "Restart a workload's pods with a rolling update, so they re-read a "
+                       "fixed ConfigMap or Secret; it fixes no bad config.",
+    "rollout_undo": "Roll a Deployment back to its previous revision (or to_revision) when a "
+                    "recent rollout broke it.",
+    "scale": "Set a workload's replicas: for capacity, not for a crash.",
+    "set_env": "Set one plain (never secret) environment variable on a workload's container; "
+               "this rolls out new pods. Use it to correct a wrong value.",
 }
 PARAMETERS: dict[str, dict[str, Any]] = {
     "rollout_restart": {"type": "object", "properties": {
         "namespace": _NS, "kind": _KIND, "name": _NAME}, "required": ["namespace", "kind", "name"]},
     "rollout_undo": {"type": "object", "properties": {
-        "namespace": _NS, "name": {"type": "string", "description": "Deployment name."},
-        "to_revision": {"type": "integer", "minimum": 1, "description": "Revision to go back "
-                        "to (default: the previous one)."}},
+        "namespace": _NS, "name": _NAME, "to_revision": {"type": "integer", "minimum": 1}},
         "required": ["namespace", "name"]},
     "scale": {"type": "object", "properties": {
         "namespace": _NS, "kind": {"type": "string", "enum": ["deployment", "statefulset"]},
         "name": _NAME, "replicas": {"type": "integer", "minimum": 0}},
         "required": ["namespace", "kind", "name", "replicas"]},
     "set_env": {"type": "object", "properties": {
-        "namespace": _NS, "kind": _KIND, "name": _NAME,
-        "container": {"type": "string", "description": "Container name (see describe)."},
-        "env_name": {"type": "string", "description": "Variable name, e.g. PAYMENT_SERVICE_ADDR."},
-        "value": {"type": "string", "description": "The new plain value."}},
+        "namespace": _NS, "kind": _KIND, "name": _NAME, "container": {"type": "string"},
+        "env_name": {"type": "string"}, "value": {"type": "string"}},
         "required": ["namespace", "kind", "name", "container", "env_name", "value"]},
 }
 KINDS = {"rollout_restart": ("deployment", "statefulset", "daemonset"),
