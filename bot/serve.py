@@ -133,7 +133,7 @@ async def open_server(bot: BudoBot, host: str, port: int) -> Serving:
 
 async def _connect_socket_mode(bot: BudoBot) -> Any:
     # Imported here: HTTP mode never loads the websocket client.
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from bot.socket_mode import CheckedSocketModeHandler
 
     app_token = bot.settings.slack_app_token
     try:  # the app token, checked once with a clear answer (the SDK would retry forever)
@@ -144,8 +144,9 @@ async def _connect_socket_mode(bot: BudoBot) -> Any:
                           "connections:write scope") from exc
     socket_log = logging.getLogger("budo.slack.socket_mode")
     socket_log.addFilter(logs.OneLineErrors())
-    handler = AsyncSocketModeHandler(bot.bolt, app_token, web_client=bot.client,
-                                     logger=socket_log)
+    # Malformed envelopes are dropped with one line before the SDK or Bolt sees them.
+    handler: Any = CheckedSocketModeHandler(bot.bolt, app_token, web_client=bot.client,
+                                            logger=socket_log)
     try:
         await asyncio.wait_for(handler.connect_async(), CONNECT_TIMEOUT)
     except Exception as exc:
