@@ -179,13 +179,3 @@ def dedupe_middleware(store: Store) -> Callable[..., Awaitable[BoltResponse | No
         return BoltResponse(status=200, body="")
 
     return dedupe
-
-
-def __getattr__(name: str) -> Any:
-    # The Socket Mode classes live in bot/socket_mode.py so that HTTP mode never imports the
-    # websocket client; asking for them here still works.
-    if name in ("CheckedSocketModeClient", "CheckedSocketModeHandler"):
-        from bot import socket_mode
-
-        return getattr(socket_mode, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
