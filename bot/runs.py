@@ -16,7 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent import ChatModel, RunFailed, Stop, ToolSpec, past_conversation, run_investigation
+from agent import (
+    ChatModel,
+    RunCancelled,
+    RunFailed,
+    RunInterrupted,
+    Stop,
+    ToolSpec,
+    past_conversation,
+    run_investigation,
+)
 from bot import blocks
 from bot.approvals import ApprovalDesk
 from bot.poster import SlackPoster
@@ -39,6 +48,7 @@ class ActiveRun:
     task: asyncio.Task[None] | None = None
     cancelled_by: str | None = None
     interrupting: bool = False
+    began: bool = False  # the task's body ran (a task cancelled before its first step never does)
 
     @property
     def run_id(self) -> str:
@@ -65,6 +75,10 @@ class RunManager:
         self.tools = list(tools)
         self.link_base = link_base
         self.active: dict[str, ActiveRun] = {}
+        # Runs whose root message is (being) posted but not yet active: run id -> who pressed
+        # Cancel meanwhile (Slack shows the message, and its button, before it answers us).
+        self.starting: dict[str, str | None] = {}
+        self._endings: set[asyncio.Task[None]] = set()  # runs ended without their task
         self.histories: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
     # --- starting -------------------------------------------------------------------------
@@ -88,24 +102,35 @@ class RunManager:
                 requester=user, namespace=namespace, model=self.settings.llm_model)
         except RunAlreadyActive as exc:
             return None, self._pointer(exc.run_id, channel, thread_ts)
+        self.starting[record.id] = None
         try:
             line = blocks.status_line(0, 0.0, 0, "starting")
             text, body = blocks.root_message(question, user, record.id, line, running=True)
             status_ts = await self.poster.post(channel, text, body, thread_ts=thread_ts)
+        except BudoError as exc:
+            self.starting.pop(record.id, None)
+            await self._never_started(record.id, f"could not start in Slack: {exc}", exc)
+            return None, f"Could not start the investigation: {exc}"
+        # Active from the moment we know its message: a Cancel pressed from here on finds it.
+        thread = RunThread(record.id, channel, thread_ts or status_ts, status_ts, question, user,
+                           self.link_base)
+        active = ActiveRun(thread, SlackEventSink(self.poster, thread, self._audit_head),
+                           cancelled_by=self.starting.pop(record.id, None))
+        self.active[record.id] = active
+        task = asyncio.create_task(self._drive(active, namespace, history),
+                                   name=f"run-{record.id}")
+        active.task = task
+        task.add_done_callback(lambda _: self._ended(active))
+        if active.cancelled_by is not None:
+            task.cancel()  # pressed while the message was on its way: ended as cancelled
+        try:
             if thread_ts is None:
                 await self.store.set_thread(record.id, channel, status_ts)
             if previous is not None:
                 await self.store.record(record.id, "follow_up", {"previous_run": previous.id},
                                         actor=user)
-        except BudoError as exc:
-            await self._never_started(record.id, f"could not start in Slack: {exc}", exc)
-            return None, f"Could not start the investigation: {exc}"
-        thread = RunThread(record.id, channel, thread_ts or status_ts, status_ts, question, user,
-                           self.link_base)
-        active = ActiveRun(thread, SlackEventSink(self.poster, thread, self._audit_head))
-        self.active[record.id] = active
-        active.task = asyncio.create_task(self._drive(active, namespace, history),
-                                          name=f"run-{record.id}")
+        except BudoError as exc:  # the run goes on; only its thread link or note is missing
+            log.error("run %s: could not record its thread: %s", record.id, exc)
         return record.id, None
 
     def _pointer(self, run_id: str, channel: str, thread_ts: str | None) -> str:
@@ -135,6 +160,7 @@ class RunManager:
     async def _drive(self, active: ActiveRun, namespace: str | None,
                      history: list[dict[str, Any]] | None) -> None:
         thread = active.thread
+        active.began = True
         try:
             outcome = await run_investigation(
                 thread.question, run_id=thread.run_id, model=self.model, tools=self.tools,
@@ -147,6 +173,37 @@ class RunManager:
             await active.sink.close()  # the outcome is in Slack before the run counts as done
         finally:
             self.active.pop(thread.run_id, None)
+
+    def _ended(self, active: ActiveRun) -> None:
+        """The run's task is done. One cancelled before its first step never ran its body, so
+        neither the loop's terminal event nor ``_drive``'s cleanup happened: end the run here,
+        as the loop would have (recorded, posted), instead of leaving it running until the
+        next restart."""
+        if active.began:
+            return
+        ending = asyncio.get_running_loop().create_task(self._end_unstarted(active),
+                                                        name=f"end-{active.run_id}")
+        self._endings.add(ending)
+        ending.add_done_callback(self._endings.discard)
+
+    async def _end_unstarted(self, active: ActiveRun) -> None:
+        stop = active.stop_reason()
+        ended: RunCancelled | RunInterrupted = (
+            RunInterrupted(run_id=active.run_id, reason=stop.reason, turns=0, tokens=0)
+            if stop.kind == "interrupted" else
+            RunCancelled(run_id=active.run_id, reason=stop.reason, turns=0, tokens=0,
+                         by=stop.by))
+        for sink in (AuditSink(self.store, actor=stop.by or "budo"), active.sink):
+            try:
+                await sink.emit(ended)
+            except BudoError as exc:
+                log.error("run %s: could not record or post its end: %s", active.run_id, exc)
+        try:
+            await active.sink.close()
+        except BudoError as exc:
+            log.error("run %s: could not post its end: %s", active.run_id, exc)
+        finally:
+            self.active.pop(active.run_id, None)
 
     async def _audit_head(self, run_id: str) -> tuple[str, int, bool] | None:
         """(final hash, events, keyed) of the run's chain, for the thread (None if unknown)."""
@@ -176,6 +233,8 @@ class RunManager:
     async def cancel(self, run_id: str, user: str) -> str | None:
         """The Cancel button: the requester or on-call may stop a run. Returns what to tell
         the user privately, or None when the run is being cancelled."""
+        if run_id in self.starting:  # its message is visible, our record of it not yet
+            return await self._cancel_starting(run_id, user)
         active = self.active.get(run_id)
         if active is None or active.task is None or active.task.done():
             try:
@@ -189,6 +248,17 @@ class RunManager:
             active.cancelled_by = user
             await self.store.record(run_id, "cancel_requested", {"user": user}, actor=user)
             active.task.cancel()
+        return None
+
+    async def _cancel_starting(self, run_id: str, user: str) -> str | None:
+        record = await self.store.get_run(run_id)
+        if user != record.requester and user not in await self.desk.policy.members():
+            return "Only the person who asked or on-call can cancel this investigation."
+        if run_id in self.starting and self.starting[run_id] is None:
+            self.starting[run_id] = user  # start() cancels the task as soon as it exists
+            await self.store.record(run_id, "cancel_requested", {"user": user}, actor=user)
+        elif run_id not in self.starting:  # it became active while we checked
+            return await self.cancel(run_id, user)
         return None
 
     async def shutdown(self, grace: float) -> None:
@@ -209,6 +279,8 @@ class RunManager:
                 task.cancel()
             if stuck:
                 await asyncio.wait(stuck, timeout=1.0)
+        if self._endings:  # runs cancelled before their first step, ended by _ended
+            await asyncio.wait(list(self._endings), timeout=5.0)
 
     # --- after a restart ------------------------------------------------------------------
 
