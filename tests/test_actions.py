@@ -70,7 +70,8 @@ async def act(replay, scripted_model, scenario: str | Path, tool: str, args: dic
     cluster = Cluster.from_kubeconfig(str(server.kubeconfig), namespaces=namespaces)
     async with OpenAIChatModel(model.url, "qwen2.5:14b", max_retries=0) as chat:
         outcome = await run_investigation(
-            "fix it", run_id="r-act", model=chat, tools=build_toolbox(cluster, max_replicas=5),
+            "fix it", run_id="r-act", model=chat,
+            tools=build_toolbox(cluster, max_replicas=5, poll_s=0.05),
             sinks=[trail], approver=approver, namespace="shop",
             budgets=Budgets(verify_timeout=verify_timeout, tool_timeout=tool_timeout))
     assert outcome.status == "succeeded"
@@ -278,9 +279,9 @@ async def test_an_object_changed_after_the_card_is_not_patched(replay, scripted_
 async def test_a_failed_verification_reaches_the_model(replay, scripted_model, scenario, tool,
                                                       args):
     server, trail, _, finished, sent = await act(replay, scripted_model, scenario, tool, args,
-                                                 verify_timeout=1.5)
+                                                 verify_timeout=0.6)
     verified = trail.of("verified")[0]
-    assert not verified.ok and verified.outcome.startswith("not ready after 1.5 s")
+    assert not verified.ok and verified.outcome.startswith("not ready after 0.6 s")
     assert any("CrashLoopBackOff" in d for d in verified.details), verified.details
     assert len(server.state.rollouts.writes) == 1          # it was applied
     assert not finished.ok and "the verification failed" in sent
