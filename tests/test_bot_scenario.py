@@ -11,8 +11,8 @@ import pytest
 from agent.kube import Cluster
 from agent.tools import build_toolbox
 from scenarios import load_scenario
+from scenarios.slack_emulator import validate_blocks
 from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, running_bot
-from tests.slack_emulator import validate_blocks
 
 SCENARIO = load_scenario("checkout-typo")
 
