@@ -26,12 +26,12 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from scenarios.expand import meta
 from scenarios.expand_pods import pod_status, stable_suffix
-from scenarios.model import ContainerLogs
-from scenarios.replay_symptoms import Symptoms
+from scenarios.model import Scenario
+from scenarios.replay_symptoms import ReplayedPods, Symptoms
 from scenarios.workload_status import (
     deployment_status,
     ready,
@@ -40,16 +40,10 @@ from scenarios.workload_status import (
     state_of,
 )
 
-if TYPE_CHECKING:
-    from scenarios.model import Scenario
 
-
-class ReplayedCluster(Protocol):
+class ReplayedCluster(ReplayedPods, Protocol):
     """What the controllers read and change of the replayed cluster (its ReplayState, in
     scenarios/replay_state.py, which owns a Rollouts: hence a Protocol, not an import)."""
-
-    objects: list[dict[str, Any]]
-    logs: dict[tuple[str, str, str], ContainerLogs]
 
     def find(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
 
