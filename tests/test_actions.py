@@ -122,12 +122,12 @@ async def test_set_env_shows_the_diff_applies_one_patch_and_verifies(replay, scr
 
 async def test_verification_has_its_own_budget_and_waits_for_ready_pods(replay,
                                                                        scripted_model):
-    # New pods take 1.5 s to start; the per-tool budget is 0.8 s: the PATCH fits in it, the
+    # New pods take 1 s to start; the per-tool budget is 0.5 s: the PATCH fits in it, the
     # watch does not have to, and it must not say "rolled out" before the pods are Ready.
     _, trail, _, finished, _ = await act(replay, scripted_model, "checkout-typo", "set_env",
-                                         CHECKOUT_FIX, start_delay=1.5, tool_timeout=0.8)
+                                         CHECKOUT_FIX, start_delay=1.0, tool_timeout=0.5)
     verified = trail.of("verified")[0]
-    assert verified.ok and verified.duration_s >= 1.4
+    assert verified.ok and verified.duration_s >= 0.9
     assert finished.ok
 
 

@@ -17,7 +17,7 @@ async def test_a_cancel_pressed_before_slack_answers_the_root_post_cancels_the_r
         slack, scripted_model, tmp_path: Path):
     model = await scripted_model([{"answer": VERDICT}])
     async with running_bot(slack, model.url, FakeCluster().tools(), tmp_path) as h:
-        slack.answer_slowly("chat.postMessage", 0.5)
+        slack.answer_slowly("chat.postMessage", 0.25)
         await h.sim.slash_command("investigate checkout is down", user_id=REQUESTER)
         root = await h.root_message()
         run_id = run_id_of(root.text)
@@ -42,7 +42,7 @@ async def test_a_cancel_pressed_before_slack_answers_the_root_post_cancels_the_r
 async def test_a_bystander_cannot_cancel_a_starting_run(slack, scripted_model, tmp_path: Path):
     model = await scripted_model([{"answer": VERDICT}])
     async with running_bot(slack, model.url, FakeCluster().tools(), tmp_path) as h:
-        slack.answer_slowly("chat.postMessage", 0.5)
+        slack.answer_slowly("chat.postMessage", 0.25)
         await h.sim.slash_command("investigate checkout is down", user_id=REQUESTER)
         root = await h.root_message()
         run_id = run_id_of(root.text)
