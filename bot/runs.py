@@ -111,6 +111,9 @@ class RunManager:
             self.starting.pop(record.id, None)
             await self._never_started(record.id, f"could not start in Slack: {exc}", exc)
             return None, f"Could not start the investigation: {exc}"
+        except BaseException:  # cancelled mid-post: restart recovery ends the run
+            self.starting.pop(record.id, None)
+            raise
         # Active from the moment we know its message: a Cancel pressed from here on finds it.
         thread = RunThread(record.id, channel, thread_ts or status_ts, status_ts, question, user,
                            self.link_base)
