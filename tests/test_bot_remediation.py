@@ -26,8 +26,8 @@ def real_patches(server) -> list[str]:
 
 async def start(replay, scripted_model, slack, tmp_path: Path, **overrides):
     scenario = load_scenario("checkout-typo")
-    # The load generator's failed checkouts, every 0.3 s instead of 2 s: the test is short.
-    scenario.remedies[0]["symptoms"]["shop/frontend/server"]["every"] = "0.3s"
+    # The load generator's failed checkouts, every 0.1 s instead of 2 s: the test is short.
+    scenario.remedies[0]["symptoms"]["shop/frontend/server"]["every"] = "0.1s"
     server = await replay(scenario)
     server.state.rollouts.start_delay = 0.2
     model = await scripted_model(scenario.script)
@@ -68,7 +68,7 @@ async def test_approved_set_env_fixes_checkout_and_the_thread_shows_the_rollout(
         shown = json.dumps(card.blocks, ensure_ascii=False)
         assert DIFF in shown and "Now: deployment/checkoutservice in shop: 1/1 ready" in shown
         assert real_patches(server) == []                         # the card came first
-        await asyncio.sleep(0.7)
+        await asyncio.sleep(0.35)
         assert await frontend_errors(server) > before              # checkout still failing
 
         await h.sim.block_action("budo_approve", approval_id, user_id=ONCALL_USER,
@@ -89,7 +89,7 @@ async def test_approved_set_env_fixes_checkout_and_the_thread_shows_the_rollout(
 
         # The fix holds: no new failed checkout once the fixed pods are serving.
         settled = await frontend_errors(server)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.4)
         assert await frontend_errors(server) == settled
         run_id = root.text.split("· run ")[1].split()[0]
         kinds = [e.kind for e in await h.store.events(run_id)]
