@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -52,49 +51,35 @@ KIND_ALIASES = {
     "statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset",
     "daemonset": "daemonset", "daemonsets": "daemonset", "ds": "daemonset",
 }
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # validation.IsEnvVarName
 MAX_VALUE = 4096
 
-_NS = {"type": "string", "description": "Namespace of the workload."}
-_NAME = {"type": "string", "description": "Workload name."}
+_NS = {"type": "string"}
+_NAME = {"type": "string"}
 _KIND = {"type": "string", "enum": ["deployment", "statefulset", "daemonset"]}
 
+# Brief: every schema is paid on every request (agent/tools.py says why).
 DESCRIPTIONS = {
-    "rollout_restart": (
-        "Restart every pod of a workload with a rolling update (kubectl rollout restart). "
-        "Mutating: on-call must approve; the card shows the dry run. Use it when pods must "
-        "re-read something that changed (a fixed ConfigMap or Secret); it fixes no bad config."),
-    "rollout_undo": (
-        "Roll a Deployment back to its previous revision, or to_revision (kubectl rollout "
-        "undo). Mutating: on-call must approve. Use it when a recent rollout broke it (bad "
-        "image, bad config) and the previous revision worked."),
-    "scale": (
-        "Set the replicas of a deployment or statefulset. Mutating: on-call must approve. "
-        "Use it for capacity, not to fix a crash."),
-    "set_env": (
-        "Set one plain environment variable on one container of a workload (kubectl set env); "
-        "this rolls out new pods. Mutating: on-call must approve. Use it when the evidence "
-        "shows a wrong env value (e.g. a typo in a service address). Never for secrets."),
+    "rollout_restart": "Restart a workload's pods with a rolling update, so they re-read a "
+                       "fixed ConfigMap or Secret; it fixes no bad config.",
+    "rollout_undo": "Roll a Deployment back to its previous revision (or to_revision) when a "
+                    "recent rollout broke it.",
+    "scale": "Set a workload's replicas: for capacity, not for a crash.",
+    "set_env": "Set one plain (never secret) environment variable on a workload's container; "
+               "this rolls out new pods. Use it to correct a wrong value.",
 }
 PARAMETERS: dict[str, dict[str, Any]] = {
     "rollout_restart": {"type": "object", "properties": {
         "namespace": _NS, "kind": _KIND, "name": _NAME}, "required": ["namespace", "kind", "name"]},
     "rollout_undo": {"type": "object", "properties": {
-        "namespace": _NS, "name": {"type": "string", "description": "Deployment name."},
-        "to_revision": {"type": "integer", "minimum": 1, "description": "Revision to go back "
-                        "to (default: the previous one)."}},
+        "namespace": _NS, "name": _NAME, "to_revision": {"type": "integer", "minimum": 1}},
         "required": ["namespace", "name"]},
     "scale": {"type": "object", "properties": {
         "namespace": _NS, "kind": {"type": "string", "enum": ["deployment", "statefulset"]},
         "name": _NAME, "replicas": {"type": "integer", "minimum": 0}},
         "required": ["namespace", "kind", "name", "replicas"]},
     "set_env": {"type": "object", "properties": {
-        "namespace": _NS, "kind": _KIND, "name": _NAME,
-        "container": {"type": "string", "description": "Container name (see describe)."},
-        "env_name": {"type": "string", "description": "Variable name, e.g. PAYMENT_SERVICE_ADDR."},
-        "value": {"type": "string", "description": "The new plain value."}},
+        "namespace": _NS, "kind": _KIND, "name": _NAME, "container": {"type": "string"},
+        "env_name": {"type": "string"}, "value": {"type": "string"}},
         "required": ["namespace", "kind", "name", "container", "env_name", "value"]},
 }
 KINDS = {"rollout_restart": ("deployment", "statefulset", "daemonset"),
@@ -117,13 +102,12 @@ def summarise(tool: str, a: dict[str, Any]) -> str:
 
 def check_action(tool: str, cluster: Cluster, max_replicas: int, args: dict[str, Any]
                  ) -> dict[str, Any]:
-    """Validate and normalise before any request: raises ToolArgumentError."""
+    """Validate and normalise before any request: raises ToolArgumentError. Names (namespace,
+    workload, container, env var) are checked by validate_arguments with agent/names.py's
+    NAME_RULES, the one place the API's naming rules live."""
     clean = validate_arguments(tool, PARAMETERS[tool], args)
-    namespace = clean["namespace"]
-    if not DNS_LABEL.match(namespace) or len(namespace) > 63:
-        raise ToolArgumentError(f"{tool}: namespace {namespace!r} is not a valid namespace name")
     try:
-        cluster.check_namespace(namespace)
+        cluster.check_namespace(clean["namespace"])
     except Forbidden as exc:
         raise ToolArgumentError(f"{tool}: {exc}") from None
     if tool != "rollout_undo":
@@ -132,10 +116,6 @@ def check_action(tool: str, cluster: Cluster, max_replicas: int, args: dict[str,
             raise ToolArgumentError(f"{tool}: kind must be one of {', '.join(KINDS[tool])}, "
                                     f"got {clean['kind']!r}")
         clean["kind"] = kind
-    name = clean["name"]
-    if not DNS_SUBDOMAIN.match(name) or len(name) > 253:
-        raise ToolArgumentError(f"{tool}: {name!r} is not a valid object name (lowercase "
-                                "letters, digits, '-' and '.')")
     if tool == "scale" and not 0 <= clean["replicas"] <= max_replicas:
         raise ToolArgumentError(f"scale: replicas must be between 0 and {max_replicas} "
                                 f"(BUDO_MAX_REPLICAS), got {clean['replicas']}")
@@ -143,13 +123,6 @@ def check_action(tool: str, cluster: Cluster, max_replicas: int, args: dict[str,
             clean["to_revision"] < 1:
         raise ToolArgumentError("rollout_undo: to_revision must be 1 or more")
     if tool == "set_env":
-        if not DNS_LABEL.match(clean["container"]) or len(clean["container"]) > 63:
-            raise ToolArgumentError(f"set_env: {clean['container']!r} is not a valid container "
-                                    "name")
-        if not ENV_NAME.match(clean["env_name"]):
-            raise ToolArgumentError(
-                f"set_env: {clean['env_name']!r} is not a valid environment variable name "
-                "(letters, digits, '_', '-', '.'; not starting with a digit)")
         value = str(args.get("value", ""))  # as given: leading spaces may be meant
         if len(value) > MAX_VALUE or "\n" in value:
             raise ToolArgumentError(f"set_env: the value must be one line of at most "

@@ -12,7 +12,8 @@ order, and awaited, before the next step. Rules that matter live here, in code:
   the characters of each tool result that reach the model;
 - the context: every request is fitted to the model's window first (agent/context.py: older
   results compacted, a typed event says so); an overflow refusal is retried harder, then
-  answered without tools; a server that silently truncated is reported and asked again;
+  answered without tools (none coming back is a failed run naming the setting to raise,
+  never a verdict); a server that silently truncated is reported and asked again;
 - a reply that is neither a tool call nor an answer in the verdict format gets a nudge, and
   an answer cut off at the length limit one continuation, before anything counts as a verdict.
 """
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import agent.prompts as prompts
+from agent import server_errors
 from agent.context import INFERRED, ContextBudget
 from agent.events import (
     ContextCompacted,
@@ -59,6 +61,7 @@ from budo.errors import (
     BudoError,
     ContextOverflow,
     ModelError,
+    ModelResponseError,
 )
 
 MAX_NUDGES = 3  # replies that are neither a call nor an answer, per run, before one is accepted
@@ -72,6 +75,7 @@ class _Run(Gate):
     tokens: int = 0
     context: ContextBudget | None = None  # built on the first turn, from the server if it says
     nudges: int = 0
+    context_full: bool = False  # the tools were taken away because the conversation filled it
     _asked_for: float = 0.0  # seconds the last completion took
 
     # --- one turn -------------------------------------------------------------------------
@@ -118,9 +122,8 @@ class _Run(Gate):
             self.messages.append(_assistant_message(more.content, []))
             text, cut = text + more.content, more.finish_reason == "length"
         if not text.strip():
-            if final:
-                return Verdict(root_cause="(the model gave no answer on its last turn)",
-                               structured=False, raw="")
+            if final:  # asked for the answer with no tools left, and none came: no verdict
+                raise self.no_answer()
             await self.emit(ModelNudged(run_id=self.run_id, turn=self.turns, reason="empty"))
             self.messages.append({"role": "user", "content": prompts.EMPTY_NOTE})
             return None
@@ -133,6 +136,17 @@ class _Run(Gate):
                                     content=text))
         self.messages.append({"role": "user", "content": prompts.NUDGE_NOTE})
         return None
+
+    def no_answer(self) -> BudoError:
+        """Why a forced last answer came back empty, naming the setting to raise."""
+        if self.context_full and self.context is not None:
+            return server_errors.context_too_small(
+                self.context.window, self.context.source,
+                str(getattr(self.model, "flavour", "unknown")))
+        return ModelResponseError(
+            f"the model gave no answer on its last turn ({self.turns} of BUDO_MAX_TURNS="
+            f"{self.budgets.max_turns}) — raise BUDO_MAX_TURNS, or use a model that answers "
+            "when it has no tools")
 
     # --- one request, fitted to the model's context ------------------------------------------
 
@@ -209,6 +223,7 @@ class _Run(Gate):
         done = budget.fit(self.messages, schemas or None, hardest=3)
         if done is not None and not done.fits and schemas:
             schemas = []
+            self.context_full = True
             self.messages.append({"role": "user", "content": prompts.CONTEXT_FULL_NOTE})
             again = budget.fit(self.messages, None, hardest=3)
             if again is not None:
@@ -221,6 +236,7 @@ class _Run(Gate):
                 level=done.level, call_ids=done.compacted_calls, fits=done.fits))
         elif overflows == 2 and schemas:
             schemas = []
+            self.context_full = True
             self.messages.append({"role": "user", "content": prompts.CONTEXT_FULL_NOTE})
         return schemas
 

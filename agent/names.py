@@ -22,6 +22,7 @@ _LABEL_RE = re.compile(_LABEL)
 _SUBDOMAIN_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 LABEL_MAX = 63        # validation.DNS1123LabelMaxLength
 SUBDOMAIN_MAX = 253   # validation.DNS1123SubdomainMaxLength
+_ENV_NAME_RE = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")  # validation.go envVarNameFmt
 
 
 def _shown(value: Any) -> str:
@@ -42,7 +43,8 @@ def check_label(tool: str, arg: str, value: Any) -> str:
     return value
 
 
-def check_subdomain(tool: str, arg: str, value: Any) -> str:
+def check_subdomain(tool: str, arg: str, value: Any,
+                    hint: str = "list the real names with get_pods") -> str:
     """An object name such as a pod's: a DNS-1123 subdomain (≤ 253, labels joined by '.').
     '.', '..', '/', '%', upper case, spaces and the empty string are refused."""
     if not isinstance(value, str) or not value:
@@ -51,7 +53,27 @@ def check_subdomain(tool: str, arg: str, value: Any) -> str:
         raise ToolArgumentError(
             f"{tool}: {arg} {_shown(value)} is not a valid Kubernetes object name (a DNS-1123 "
             f"subdomain: at most {SUBDOMAIN_MAX} lower-case letters, digits, '-' and '.', "
-            "starting and ending with a letter or digit); list the real names with get_pods")
+            f"starting and ending with a letter or digit); {hint}")
+    return value
+
+
+def check_workload(tool: str, arg: str, value: Any) -> str:
+    """A Deployment/StatefulSet/DaemonSet name: a DNS-1123 subdomain, like a pod's."""
+    return check_subdomain(tool, arg, value, hint="a pod's owner workload is shown by "
+                           "describe; use that name")
+
+
+def check_env_name(tool: str, arg: str, value: Any) -> str:
+    """An environment variable name as the API validates it (validation.IsEnvVarName:
+    envVarNameFmt, and hasChDirPrefix refuses '.', '..' and a leading '..'). Newer API
+    servers may relax this to any printable ASCII but '=' (RelaxedEnvironmentVariableValidation);
+    budo keeps the strict rule every server accepts."""
+    if not isinstance(value, str) or not value:
+        raise ToolArgumentError(f"{tool}: {arg} must be a non-empty name, got {_shown(value)}")
+    if not _ENV_NAME_RE.fullmatch(value) or value == "." or value.startswith(".."):
+        raise ToolArgumentError(
+            f"{tool}: {arg} {_shown(value)} is not a valid environment variable name "
+            "(letters, digits, '_', '-', '.'; not starting with a digit, not '.' or '..')")
     return value
 
 
@@ -74,8 +96,15 @@ NAME_RULES: dict[str, dict[str, Any]] = {
     "get_pods": {"namespace": check_label},
     "get_events": {"namespace": check_label, "involved_object": check_object_ref},
     "describe": {"namespace": check_label, "name": check_subdomain},
+    "recent_changes": {"namespace": check_label},
     "logs": {"namespace": check_label, "pod": check_subdomain, "container": check_label},
     "delete_pod": {"namespace": check_label, "pod": check_subdomain},
+    # The remediation actions (agent/actions.py).
+    "rollout_restart": {"namespace": check_label, "name": check_workload},
+    "rollout_undo": {"namespace": check_label, "name": check_workload},
+    "scale": {"namespace": check_label, "name": check_workload},
+    "set_env": {"namespace": check_label, "name": check_workload, "container": check_label,
+                "env_name": check_env_name},
 }
 
 

@@ -92,6 +92,19 @@ def overflow(status: int, body: str, flavour: str) -> ContextOverflow | None:
         context_tokens=window, prompt_tokens=prompt)
 
 
+def context_too_small(window: int, source: str, flavour: str) -> ContextOverflow:
+    """The run's end when the conversation filled the window and the model, asked for its
+    answer without tools, gave none: one line naming the setting to raise (ours as well when
+    the window is BUDO_CONTEXT_TOKENS rather than what the server published)."""
+    setting = CONTEXT_SETTING.get(flavour, _GENERIC_SETTING)
+    if source == "BUDO_CONTEXT_TOKENS" and source not in setting:
+        setting += " and BUDO_CONTEXT_TOKENS to match"
+    return ContextOverflow(
+        f"the model's context window ({window} tokens, from {source}) is too small for this "
+        f"investigation: once it was full the model gave no answer — raise {setting}",
+        context_tokens=window)
+
+
 def _flavour_from_wording(lowered: str) -> str:
     if "exceed_context_size_error" in lowered or "available context size" in lowered:
         return "llamacpp"

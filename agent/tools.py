@@ -33,59 +33,38 @@ from agent.redact import redact_result
 from agent.render import events_text, fold_events
 from budo.errors import ClusterError, Conflict, Forbidden, NotFound
 
-_NS = {"type": "string", "description": "Kubernetes namespace, e.g. 'shop'."}
+# Descriptions say what a tool does and when to use it, in a line or two; a parameter has a
+# description only where its name does not say it. Every token here is paid on every request
+# (eleven schemas on a 4096-token server: bench/context.py prints the cost), and the method
+# itself lives in the system prompt (agent/prompts.py), not here.
+_NS = {"type": "string"}
 
 DESCRIPTIONS = {
-    "list_namespaces": (
-        "List the namespaces you may look at. Use it first when the question does not say "
-        "which namespace, or when another tool says a namespace is not allowed."
-    ),
+    "list_namespaces": "The namespaces you may read. Use it when none is given or one is "
+                       "refused.",
     "get_pods": (
-        "Pods of a namespace, unhealthy first (marked '!'): ready count, status (with the "
-        "waiting/terminated reason), restarts (with the last termination reason and exit "
-        "code), age and node; a large namespace is summarised by workload and status. "
-        "FINDINGS lines state known faults of the pods (CrashLoopBackOff with what the exit "
-        "code means, image pulls by cause, OOMKilled, Pending with the scheduler's reason, "
-        "config errors, probes) and of the namespace around them (Services without endpoints, "
-        "wrong service addresses in env, stuck rollouts, quotas, PVCs, Ingresses, "
-        "NetworkPolicies, HPAs, failed Jobs, nodes). Start almost every investigation here."
+        "Pods of a namespace, unhealthy first: ready, status and reason, restarts with the "
+        "last exit, age, node. FINDINGS state the faults of the pods and of the objects around "
+        "them. Start here."
     ),
-    "get_events": (
-        "Kubernetes events of a namespace, warnings first, newest first, duplicates folded "
-        "with a count. Pass involved_object (a pod or workload name) to see only that object "
-        "and its pods. Use it to learn why something is failing to schedule, pull, start or "
-        "pass its probes."
-    ),
+    "get_events": "Events of a namespace, warnings and newest first, repeats folded with a "
+                  "count.",
     "describe": (
-        "Details of one object (kinds: " + ", ".join(KINDS) + "). Shows images, env "
-        "(secrets only as references), probes, resources, container states with their "
-        "messages, conditions, owner, pods, recent events and, for a workload, its latest "
-        "change as old → new with when; for a service its selector and endpoints; for a "
-        "configmap or secret only its keys. FINDINGS lines state faults. Describe the "
-        "deployment behind an unhealthy or erroring pod before guessing at a cause. "
-        "namespace is required except for node, pv and storageclass."
+        "One object in detail: spec, env (secret values hidden), container states and "
+        "messages, conditions, events; a workload's latest change as old → new, a service's "
+        "endpoints. FINDINGS state its faults."
     ),
     "recent_changes": (
-        "What changed in a namespace recently, newest first: each workload's pod template "
-        "changes between revisions (image, env, command, probes, resources, volumes as "
-        "old → new), scale changes, and ConfigMaps/Secrets/Services/Ingresses/"
-        "NetworkPolicies created or modified (names and times, never values). Ask it early "
-        "when something broke that used to work."
+        "What changed in a namespace, newest first: workload template changes (old → new), "
+        "scaling, and config objects created or modified (never values)."
     ),
     "logs": (
-        "Log lines of one pod's container (pod may also be a deployment name: its first pod). "
-        "tail (default 200, max 1000) counts lines from the end; since like '15m' limits by "
-        "time; previous=true reads the container that crashed before the current one (use it "
-        "for CrashLoopBackOff). grep is a case-insensitive regex, e.g. 'error|exception|fail': "
-        "it searches the last 100,000 lines (or the since window), not just the tail, and "
-        "returns the matches with `context` lines around each (default 2), repeated lines "
-        "counted as templates. If nothing matches, change the pattern or use since."
+        "Log lines of a pod's container (or a deployment's first pod). grep (a "
+        "case-insensitive regex) searches far beyond tail and returns each match with "
+        "`context` lines around it, repeats counted."
     ),
-    "delete_pod": (
-        "Delete one pod so its controller recreates it (a restart). Mutating: a human on call "
-        "must approve it. Only use it when the evidence says a restart fixes the problem (a "
-        "stuck pod, a fixed ConfigMap); it does not fix bad config or a bad image."
-    ),
+    "delete_pod": "Delete a pod so its controller recreates it: a restart, which fixes no bad "
+                  "config or image.",
 }
 
 PARAMETERS: dict[str, dict[str, Any]] = {
@@ -95,8 +74,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "type": "object",
         "properties": {
             "namespace": _NS,
-            "involved_object": {"type": "string", "description": "Only events about this "
-                                "object name (a pod, or a workload and its pods)."},
+            "involved_object": {"type": "string", "description": "Only this pod, or this "
+                                "workload and its pods."},
         },
         "required": ["namespace"],
     },
@@ -104,9 +83,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "type": "object",
         "properties": {
             "kind": {"type": "string", "enum": list(KINDS)},
-            "name": {"type": "string", "description": "Object name."},
-            "namespace": {**_NS, "description": "Namespace (not needed for node, pv, "
-                          "storageclass)."},
+            "name": {"type": "string"},
+            "namespace": {"type": "string", "description": "Not for node, pv, storageclass."},
         },
         "required": ["kind", "name"],
     },
@@ -114,8 +92,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "type": "object",
         "properties": {
             "namespace": _NS,
-            "since": {"type": "string", "description": "How far back, e.g. '30m', '2h' "
-                      "(default 2h)."},
+            "since": {"type": "string", "description": "e.g. '30m' (default 2h)."},
         },
         "required": ["namespace"],
     },
@@ -123,25 +100,20 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "type": "object",
         "properties": {
             "namespace": _NS,
-            "pod": {"type": "string", "description": "Pod name, or a deployment name."},
-            "container": {"type": "string", "description": "Container; required when the pod "
-                          "has several."},
-            "tail": {"type": "integer", "description": "Lines from the end (default 200, "
-                     "max 1000).", "minimum": 1, "maximum": 1000},
-            "previous": {"type": "boolean", "description": "Log of the previous (crashed) "
-                         "container."},
-            "since": {"type": "string", "description": "Only lines newer than this, e.g. "
-                      "'30s', '15m', '2h'."},
-            "grep": {"type": "string", "description": "Case-insensitive regex; only matching "
-                     "lines (and their context) are returned."},
-            "context": {"type": "integer", "description": "Lines of context around each grep "
-                        "match (default 2, max 10).", "minimum": 0, "maximum": MAX_CONTEXT},
+            "pod": {"type": "string"},
+            "container": {"type": "string", "description": "Needed when the pod has several."},
+            "tail": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "previous": {"type": "boolean", "description": "The crashed container before this "
+                         "one."},
+            "since": {"type": "string", "description": "e.g. '15m'."},
+            "grep": {"type": "string"},
+            "context": {"type": "integer", "minimum": 0, "maximum": MAX_CONTEXT},
         },
         "required": ["namespace", "pod"],
     },
     "delete_pod": {
         "type": "object",
-        "properties": {"namespace": _NS, "pod": {"type": "string", "description": "Pod name."}},
+        "properties": {"namespace": _NS, "pod": {"type": "string"}},
         "required": ["namespace", "pod"],
     },
 }

@@ -20,6 +20,9 @@ root_cause) is stated in FINDINGS lines, and in which call of the sweep that fir
 Targets: our tokens <= 1/3 of the baseline; the cause stated in FINDINGS in >= 9 of 10
 incidents, within the first three tool results in >= 8 of 10.
 
+It also prints the first request's tokens per part (system prompt, question, each tool schema)
+with the loop's estimator: the fixed cost of every run, target under 2.5k tokens.
+
     python bench/context.py [scenario ...]
 """
 
@@ -237,7 +240,8 @@ async def main(names: list[str]) -> int:
 # baseline a request budo re-asks after a detected truncation skips a scripted turn: its
 # verdict column measures that desync as much as the model's confusion; "lost q" (requests
 # whose question the server dropped) is the figure that matters there.
-# 4096 is shown too: with ten tool schemas (~2.1k tokens) it leaves too little to investigate.
+# 4096 is shown too: the system prompt and eleven tool schemas take ~2.2k of it (see the
+# first-request section below).
 BUDGET_RUNS = ((32768, 32768), (8192, 8192), (4096, 4096), (8192, 32768))
 
 
@@ -322,7 +326,37 @@ async def budget_section(names: list[str]) -> None:
               f"{sum(r['ok'] for r in rows)}/{len(rows)} right verdicts")
 
 
+# --- the first request, part by part -----------------------------------------------------------
+# What every run pays before any tool output: the system prompt, the question and the tool
+# schemas, counted with the loop's own (uncalibrated) estimator. On a 4096-token server the
+# budget keeps ~3.4k for the prompt; whatever this takes is gone before the first read.
+FIRST_REQUEST_TARGET = 2500
+
+
+async def first_request_section(name: str) -> None:
+    from agent.context import raw_tokens, raw_tools_tokens
+    from agent.prompts import SYSTEM_PROMPT, first_user_message
+
+    async with replayed_incident(name) as incident:
+        schemas = [spec.schema() for spec in incident.tools]
+        question = first_user_message(incident.scenario.question, incident.scenario.namespace)
+    parts = [("system prompt", raw_tokens({"role": "system", "content": SYSTEM_PROMPT})),
+             ("question", raw_tokens({"role": "user", "content": question}))]
+    parts += [(f"tool {s['function']['name']}", raw_tools_tokens([s])) for s in schemas]
+    tools = raw_tools_tokens(schemas)  # one JSON list: a little less than the parts' sum
+    total = parts[0][1] + parts[1][1] + tools
+    print()
+    print(f"# first request ({Path(name).stem}): tokens per part, agent/context.py estimator "
+          f"(uncalibrated)")
+    for label, tokens in parts:
+        print(f"{label:<24} {round(tokens):>6}")
+    print(f"{'tool schemas together':<24} {round(tools):>6}  ({len(schemas)} tools)")
+    print(f"first request total: {round(total)} tokens (target < {FIRST_REQUEST_TARGET}); of a "
+          f"4096 window {100 * total / 4096:.0f}%")
+
+
 if __name__ == "__main__":
     code = asyncio.run(main(sys.argv[1:]))
+    asyncio.run(first_request_section((sys.argv[1:] or bundled_scenarios())[0]))
     asyncio.run(budget_section(sys.argv[1:] or bundled_scenarios()))
     sys.exit(code)

@@ -4,6 +4,13 @@
   500 with a traceback when the JSON is bad, is an array, or the bytes are not UTF-8.
   ``malformed`` finds those first; the HTTP handler answers 401 if the signature is wrong
   (what Bolt would say) and otherwise 400 with one log line.
+* **Shape** (Socket Mode): slack_sdk's client ``json.loads`` every frame that starts with
+  ``{`` and builds a request from any ``{type, envelope_id, payload}``; a frame that is not
+  JSON, a payload that is not an object, or a payload of the wrong shape ends in a logged
+  traceback (in the SDK, a Bolt middleware or a listener). ``CheckedSocketModeHandler``'s
+  client checks each frame with ``malformed_envelope`` first and drops a broken envelope
+  with one log line, unacknowledged — as the HTTP path answers 400, and as Bolt leaves a
+  request no listener handles.
 * **Exactly once** (HTTP and Socket Mode): Slack re-sends an event it thinks was not
   acknowledged (same ``event_id``, ``X-Slack-Retry-Num``), and a captured signed request can
   be replayed for 5 minutes. ``dedupe_middleware`` records every delivery key in the audit
@@ -23,8 +30,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.web.async_client import AsyncWebClient
 
 from budo.errors import StoreError
 from storage import Store, first_delivery
@@ -32,6 +43,12 @@ from storage import Store, first_delivery
 log = logging.getLogger("budo.bot.inbound")
 
 _DICT_FIELDS = ("user", "container", "channel", "message", "team", "view")
+# A slash command's fields budo and Bolt read (Socket Mode sends the form fields as JSON).
+_COMMAND_FIELDS = ("command", "text", "user_id", "channel_id", "team_id", "trigger_id",
+                   "response_url", "enterprise_id")
+# Fields of the message events budo handles (app_mention, message) its handlers read as text.
+_EVENT_TEXT_FIELDS = ("type", "user", "channel", "text", "ts", "thread_ts", "subtype",
+                      "bot_id")
 
 
 def malformed(body: bytes, content_type: str) -> str | None:
@@ -59,6 +76,10 @@ def _bad_json_object(text: str, what: str) -> str | None:
         value = json.loads(text)
     except ValueError:
         return f"{what} is not valid JSON"
+    return _bad_object(value, what)
+
+
+def _bad_object(value: Any, what: str) -> str | None:
     if not isinstance(value, dict):
         return f"{what} is a JSON {type(value).__name__}, not an object"
     kind = value.get("type")
@@ -67,13 +88,70 @@ def _bad_json_object(text: str, what: str) -> str | None:
     for key in _DICT_FIELDS:
         if key in value and value[key] is not None and not isinstance(value[key], dict):
             return f"{what}.{key} is not an object"
-    if "event" in value and not isinstance(value["event"], dict):
+    event = value.get("event")
+    if "event" in value and not isinstance(event, dict):
         return f"{what}.event is not an object"
+    if isinstance(event, dict) and event.get("type") in ("app_mention", "message"):
+        for key in _EVENT_TEXT_FIELDS:
+            if event.get(key) is not None and not isinstance(event[key], str):
+                return f"{what}.event.{key} is not a string"
     actions = value.get("actions")
     if actions is not None and not (isinstance(actions, list)
                                     and all(isinstance(a, dict) for a in actions)):
         return f"{what}.actions is not a list of objects"
     return None
+
+
+def malformed_envelope(frame: str) -> str | None:
+    """Why this Socket Mode frame is a broken envelope (one line), or None to pass it on."""
+    if not frame.startswith("{"):
+        return None  # the SDK reads anything else as an empty message and ignores it
+    try:
+        message = json.loads(frame)
+    except ValueError:
+        return "frame is not valid JSON"
+    if not isinstance(message, dict) or not {"envelope_id", "payload"} & message.keys():
+        return None  # hello, disconnect and other control messages
+    envelope_id, kind, payload = (message.get(k) for k in ("envelope_id", "type", "payload"))
+    if not isinstance(envelope_id, str) or not envelope_id:
+        return "envelope_id is not a string"
+    if not isinstance(kind, str):
+        return "envelope type is not a string"
+    if not isinstance(payload, dict):
+        return f"payload is a JSON {type(payload).__name__}, not an object"
+    if kind == "slash_commands":  # the command's form fields, as JSON: strings
+        for key in _COMMAND_FIELDS:
+            if payload.get(key) is not None and not isinstance(payload[key], str):
+                return f"payload.{key} is not a string"
+    return _bad_object(payload, "payload")
+
+
+class CheckedSocketModeClient(SocketModeClient):
+    """slack_sdk's aiohttp Socket Mode client that drops a malformed envelope (one log line,
+    no ack) before the SDK or Bolt can trip over it."""
+
+    async def enqueue_message(self, message: str) -> None:
+        why = malformed_envelope(message)
+        if why is not None:
+            log.warning("malformed Socket Mode envelope dropped, not acknowledged: %s", why)
+            return
+        await super().enqueue_message(message)
+
+
+class CheckedSocketModeHandler(AsyncSocketModeHandler):
+    """Bolt's AsyncSocketModeHandler on a CheckedSocketModeClient. Its __init__ is Bolt's
+    (slack_bolt.adapter.socket_mode.aiohttp) with the client class swapped: calling Bolt's
+    would open a second client (an aiohttp session and a running task)."""
+
+    def __init__(self, app: AsyncApp, app_token: str | None,
+                 web_client: AsyncWebClient | None = None) -> None:
+        self.app = app
+        self.app_token = app_token or ""  # Bolt falls back to $SLACK_APP_TOKEN: config does
+        self.client = CheckedSocketModeClient(
+            app_token=self.app_token, logger=app.logger,
+            web_client=web_client if web_client is not None else app.client,
+            ping_interval=10)  # Bolt's default
+        self.client.socket_mode_request_listeners.append(self.handle)  # type: ignore[arg-type]
 
 
 def signed(signing_secret: str, body: bytes, headers: Mapping[str, str],

@@ -21,6 +21,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.bot import BudoBot
+from bot.inbound import CheckedSocketModeHandler
 from budo.config import Settings
 from budo.errors import ConfigError
 from storage.store import Store
@@ -79,8 +80,8 @@ async def open_server(bot: BudoBot, host: str, port: int) -> Serving:
     bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[attr-defined]
     serving = Serving(bot, runner, bound)
     if socket_mode:
-        handler = AsyncSocketModeHandler(bot.bolt, bot.settings.slack_app_token,
-                                         web_client=bot.client)
+        handler: AsyncSocketModeHandler = CheckedSocketModeHandler(
+            bot.bolt, bot.settings.slack_app_token, web_client=bot.client)
         try:
             await handler.connect_async()
         except Exception as exc:

@@ -67,7 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BudoError as exc:
         if os.environ.get("BUDO_DEBUG"):
             raise
-        print(f"budo {args.command}: {exc}", file=sys.stderr)
+        from budo.console import terminal_safe  # an error may quote the cluster or the model
+
+        print(f"budo {args.command}: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"budo {args.command}: interrupted", file=sys.stderr)

@@ -8,9 +8,11 @@ the demo shows is what the loop actually emitted.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
-from typing import TextIO
+from dataclasses import fields, replace
+from typing import Any, TextIO
 
 from agent import (
     ApprovalDecided,
@@ -35,6 +37,56 @@ from agent import (
 
 PREVIEW_LINES = 4
 PREVIEW_WIDTH = 110
+
+# What a terminal obeys instead of showing: the C0 controls (ESC opens CSI/OSC/DCS sequences —
+# cursor moves, screen clears, OSC 8 hyperlinks, OSC 52 clipboard writes; CR and BS overwrite
+# what is already on the line; BEL ends an OSC), DEL, the C1 controls (on terminals that take
+# 8-bit controls 0x9b alone is CSI and 0x9d OSC), and the bidirectional overrides/isolates and
+# line separators that reorder or split what is shown. Ordinary Unicode passes untouched.
+_OTHER_CONTROLS = r"\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
+_CONTROL = re.compile(rf"[\x00-\x1f{_OTHER_CONTROLS}]")
+_CONTROL_BUT_NEWLINE = re.compile(rf"[\x00-\x09\x0b-\x1f{_OTHER_CONTROLS}]")
+# Event fields printed line by line; in every other field a newline is shown, not obeyed.
+_MULTILINE_FIELDS = frozenset({"output", "error", "content", "verdict"})
+
+
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code == 0x09:
+        return " "                    # a tab only moves forward: a space says the same
+    if code < 0x20:
+        return chr(0x2400 + code)     # the Unicode control pictures: ␛ ␍ ␈ ␇ ␊ …
+    if code == 0x7F:
+        return "\u2421"               # ␡
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def terminal_safe(text: str, *, newlines: bool = False) -> str:
+    """``text`` from outside (cluster, model, audit DB) made safe to print on a terminal: every
+    control character is rendered visibly (ESC as ␛, CR as ␍, C1 and bidi controls as
+    ``\\x9b``/``\\u202e``), so no escape sequence, carriage return or backspace in a log line
+    can fake a prompt, a link or a verdict. ``newlines=True`` keeps line breaks (CRLF → LF)."""
+    if newlines:
+        return _CONTROL_BUT_NEWLINE.sub(_shown, text.replace("\r\n", "\n"))
+    return _CONTROL.sub(_shown, text)
+
+
+def _safe(value: Any, newlines: bool) -> Any:
+    if isinstance(value, str):
+        return terminal_safe(value, newlines=newlines)
+    if isinstance(value, dict):
+        return {_safe(k, False): _safe(v, newlines) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_safe(v, newlines) for v in value)
+    return value
+
+
+def safe_event(event: Event) -> Event:
+    """A copy of ``event`` with every string in it passed through terminal_safe: everything an
+    event carries came from the cluster, the model or a user."""
+    changed = {f.name: _safe(getattr(event, f.name), f.name in _MULTILINE_FIELDS)
+               for f in fields(event) if f.init and f.name not in ("run_id", "at")}
+    return replace(event, **changed)
 
 
 def preview(text: str, lines: int = PREVIEW_LINES, width: int = PREVIEW_WIDTH) -> list[str]:
@@ -84,6 +136,7 @@ class TerminalSink:
         print(text, file=self.out, flush=True)
 
     async def emit(self, event: Event) -> None:
+        event = safe_event(event)  # before any of budo's own styling is added
         p = self._print
         if isinstance(event, RunStarted):
             self.started = time.monotonic()

@@ -17,7 +17,7 @@ from typing import Any
 
 from budo import wiring
 from budo.config import Settings
-from budo.console import TerminalSink
+from budo.console import TerminalSink, terminal_safe
 from budo.harness import configured_model_status, replayed_incident, scripted_model
 from budo.terminal import TerminalApprover, investigate
 
@@ -73,6 +73,7 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
               file=out)
         answers, status = (False, "--scripted given") if args.scripted else (
             await configured_model_status(settings))
+        status = terminal_safe(status)  # may quote the model server's own words
         sink = TerminalSink(out, requester="you (demo)")
         approver = TerminalApprover(auto_approve=args.approve,
                                     user="you (--approve)" if args.approve else "terminal user")
@@ -138,11 +139,11 @@ async def _summarise(outcome: Any, scenario: Any, db_path: str,
     print(f"audit: run {outcome.run_id}, {len(events)} events, {chain}; postmortem timeline "
           f"written to {timeline} (again any time: budo export {outcome.run_id})")
     if outcome.status != "succeeded":
-        print(f"✗ no verdict: {outcome.reason}")
+        print(f"✗ no verdict: {terminal_safe(outcome.reason)}")
         return 1
     unmet = scenario.check_verdict(outcome.verdict)
     if unmet:
-        print(f"✗ the verdict misses the expected diagnosis: {'; '.join(unmet)}")
+        print(f"✗ the verdict misses the expected diagnosis: {terminal_safe('; '.join(unmet))}")
         return 1
     print("✓ the verdict matches the expected diagnosis")
     return 0

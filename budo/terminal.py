@@ -26,7 +26,7 @@ from agent import (
 )
 from budo import wiring
 from budo.config import Settings
-from budo.console import TerminalSink
+from budo.console import TerminalSink, terminal_safe
 
 
 @dataclass
@@ -46,10 +46,13 @@ class TerminalApprover:
             return ApprovalDecision(True, self.user, "approved (--approve)")
         if not stdin.isatty():
             return ApprovalDecision(False, None, "no TTY to ask for approval: denied")
-        diff = "".join(f"\n  │      {c}" for c in (req.preview.changes if req.preview else []))
-        prompt = (f"  │  Approve {req.summary} [{req.tool}({format_args(req.args)})]?{diff}"
-                  "\n  │  [y/N] " if diff else
-                  f"  │  Approve {req.summary} [{req.tool}({format_args(req.args)})]? [y/N] ")
+        # Every piece is outside text (the model's arguments, the cluster's values in the
+        # diff): shown, never obeyed, so nothing in it can redraw the question being asked.
+        diff = "".join(f"\n  │      {terminal_safe(c)}"
+                       for c in (req.preview.changes if req.preview else []))
+        call = terminal_safe(f"{req.summary} [{req.tool}({format_args(req.args)})]")
+        prompt = (f"  │  Approve {call}?{diff}\n  │  [y/N] " if diff else
+                  f"  │  Approve {call}? [y/N] ")
         print(prompt, end="", file=out, flush=True)
         answer = await asyncio.to_thread(stdin.readline)
         if answer.strip().lower() in {"y", "yes"}:
@@ -123,6 +126,6 @@ def exit_code(outcome: RunOutcome) -> int:
     """0 with a verdict; otherwise one line on stderr and 1 (failed) or 130 (stopped)."""
     if outcome.status == "succeeded":
         return 0
-    print(f"budo: no verdict: {outcome.reason} (run {outcome.run_id}; "
+    print(f"budo: no verdict: {terminal_safe(outcome.reason or '')} (run {outcome.run_id}; "
           f"`budo export {outcome.run_id}` for the trail)", file=sys.stderr)
     return 130 if outcome.status in ("cancelled", "interrupted") else 1

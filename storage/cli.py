@@ -16,6 +16,7 @@ from pathlib import Path
 
 from agent import one_line
 from budo.config import Settings
+from budo.console import terminal_safe
 from budo.errors import BudoError, StoreError
 from storage.export import export_jsonl, export_markdown
 from storage.store import Store
@@ -75,8 +76,11 @@ async def run_runs(args: argparse.Namespace) -> int:
     rows = [header]
     for run in runs:
         when = datetime.fromtimestamp(run.started_at, UTC).strftime("%Y-%m-%d %H:%M")
-        rows.append((run.id, when, one_line(run.requester or run.source, 16), run.status,
-                     one_line(run.question, 48), one_line(run.headline, 60)))
+        rows.append((run.id, when, terminal_safe(one_line(run.requester or run.source, 16)),
+                     run.status,
+                     # shown, not obeyed: questions and headlines come from Slack and models
+                     terminal_safe(one_line(run.question, 48)),
+                     terminal_safe(one_line(run.headline, 60))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
@@ -158,7 +162,7 @@ async def run_audit(args: argparse.Namespace) -> int:
         tampered = list(store.tampered)
     if tampered:
         print(f"WARNING: the database's schema was altered outside budo: "
-              f"{'; '.join(tampered)}", file=sys.stderr)
+              f"{terminal_safe('; '.join(tampered))}", file=sys.stderr)
     if result.ok:
         how = ("HMAC-SHA256 keyed" if result.keyed else "unkeyed: anyone with the file could "
                "rewrite it; check the final hash against the one posted in Slack with --expect")
@@ -166,5 +170,5 @@ async def run_audit(args: argparse.Namespace) -> int:
         print(f"OK {args.run_id}: {result.detail}, final hash {result.head_hash} "
               f"({how}{matched})")
         return 0
-    print(f"BROKEN {args.run_id}: {result.detail}")
+    print(f"BROKEN {args.run_id}: {terminal_safe(result.detail)}")  # names from the file
     return 1

@@ -189,6 +189,10 @@ async def test_a_denied_action_sends_no_real_request(replay, scripted_model):
 
 @pytest.mark.parametrize(("tool", "args", "message"), [
     ("set_env", {**CHECKOUT_FIX, "env_name": "1PAYMENT"}, "not a valid environment variable"),
+    ("set_env", {**CHECKOUT_FIX, "env_name": ".."}, "not a valid environment variable"),
+    ("set_env", {**CHECKOUT_FIX, "container": "Server"}, "not a valid Kubernetes name"),
+    ("scale", {"namespace": "shop", "kind": "deployment", "name": 7, "replicas": 1},
+     "must be a name"),
     ("set_env", {**CHECKOUT_FIX, "value": "password=hunter2hunter2"}, "looks like a secret"),
     ("set_env", {**CHECKOUT_FIX, "kind": "pod"}, "kind must be one of"),
     ("scale", {"namespace": "shop", "kind": "deployment", "name": "checkoutservice",
@@ -196,7 +200,7 @@ async def test_a_denied_action_sends_no_real_request(replay, scripted_model):
     ("scale", {"namespace": "shop", "kind": "daemonset", "name": "x", "replicas": 1},
      "kind must be one of deployment, statefulset"),
     ("rollout_restart", {"namespace": "shop", "kind": "deployment", "name": ".."},
-     "not a valid object name"),
+     "not a valid Kubernetes object name"),
     ("rollout_undo", {"namespace": "kube-system", "name": "coredns"}, "outside BUDO_NAMESPACES"),
     ("rollout_undo", {"namespace": "shop", "name": "cartservice", "to_revision": 0},
      "to_revision must be 1 or more"),

@@ -133,6 +133,8 @@ MALFORMED = [
     (b"\xff\xfe\x00{}", "application/json"),
     (b'{"type": 5}', "application/json"),
     (b'{"type": "event_callback", "event": []}', "application/json"),
+    (b'{"type": "event_callback", "event_id": "Ev9", "event": {"type": "app_mention", '
+     b'"user": "U1", "channel": "C1", "text": ["x"], "ts": "1.1"}}', "application/json"),
     (b"payload=%7Bbad", "application/x-www-form-urlencoded"),
     (b"payload=%5B1%5D", "application/x-www-form-urlencoded"),
     (b"payload=" + quote(json.dumps({"type": "block_actions", "actions": 5})).encode(),

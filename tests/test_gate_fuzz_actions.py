@@ -88,8 +88,11 @@ async def test_fuzzed_remediation_calls_never_get_past_the_gate(replay, scripted
         outcome = await run_investigation(
             "fuzz the actions", run_id="r-fuzz2", model=model, tools=build_toolbox(cluster),
             sinks=[trail], approver=oncall,
+            # A window for 1000 calls' results: this test is about the gate, and a model that
+            # plays its next call once the tools are taken away gives no answer (a failed run).
             budgets=Budgets(max_turns=len(turns) + 2, max_tokens=10**9, run_timeout=900,
-                            tool_output_chars=2000, verify_timeout=0.2))
+                            tool_output_chars=2000, verify_timeout=0.2,
+                            context_tokens=10**6))
     cluster.close()
     assert outcome.status == "succeeded", outcome.reason
     for req in oncall.shown:   # 0 cards for invalid or out-of-scope arguments

@@ -190,9 +190,10 @@ async def test_max_turns_forces_an_answer_without_tools(scripted_model):
 async def test_max_turns_with_a_model_that_keeps_calling(scripted_model):
     turns = [call("get_pods", namespace=f"ns{i}") for i in range(5)]
     outcome, rec, box, *_ = await run(scripted_model, turns, budgets=Budgets(max_turns=2))
-    # the second (last) reply is a tool call, which is ignored: the run still ends marked truncated
-    assert outcome.status == "succeeded" and len(box.calls) == 1
-    assert rec.of("verdict")[0].truncated is True
+    # the second (last) reply is a tool call, which is ignored: no answer, so no verdict
+    assert outcome.status == "failed" and len(box.calls) == 1
+    assert not rec.of("verdict") and "\n" not in outcome.reason
+    assert "no answer on its last turn" in outcome.reason and "BUDO_MAX_TURNS=2" in outcome.reason
 
 
 async def test_denied_mutation_never_runs(scripted_model):

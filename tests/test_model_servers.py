@@ -80,9 +80,9 @@ class Deny:
 
 async def investigate(replay, scripted_model, *, budgets: Budgets | None = None,
                       client: dict[str, Any] | None = None, sinks: list[Any] | None = None,
-                      **server_options: Any):
+                      turns: list[dict[str, Any]] | None = None, **server_options: Any):
     cluster = await replay("checkout-typo")
-    script = Forgetful(golden_with_unfiltered_log())
+    script = Forgetful(turns or golden_with_unfiltered_log())
     server = await scripted_model(script, **server_options)
     trail = Trail()
     async with OpenAIChatModel(server.url, "qwen2.5:14b", max_retries=0, backoff=0.001,
@@ -121,8 +121,8 @@ async def test_default_ollama_keeps_the_question_through_its_native_api(replay, 
 
 
 # Behind a /v1-only proxy budo cannot set num_ctx. The server's context must then hold the
-# system prompt and ten tool schemas (~2.8k tokens) plus an investigation: 8192 does, with
-# compaction; 4096 leaves under 700 tokens for the conversation.
+# system prompt and eleven tool schemas (~2.2k tokens, bench/context.py) plus an investigation:
+# 8192 does, with compaction.
 PROXIED = {"flavour": "ollama", "native_api": False, "context_tokens": 8192}
 BIG_RESULTS = Budgets(tool_output_chars=16000)  # so one unfiltered log nearly fills 8192
 
@@ -212,6 +212,22 @@ async def test_an_overflow_that_compaction_cannot_fix_ends_in_an_answer_without_
     assert any(not e.fits or e.reason == "overflow" for e in trail.of("context_compacted"))
 
 
+async def test_no_answer_once_the_window_is_full_is_a_failure_naming_the_setting(
+        replay, scripted_model):
+    """The tools no longer fit a 1400-token vLLM, so the loop asks for the answer without
+    them; a model that still gives none (it keeps calling a tool it was not offered) has
+    reached no verdict: the run fails with one line naming the flag to raise."""
+    outcome, trail, server, _ = await investigate(
+        replay, scripted_model, flavour="vllm", context_tokens=1400,
+        turns=[{"calls": [{"tool": "get_pods", "args": {"namespace": "shop"}}]}])
+    assert outcome.status == "failed" and not trail.of("verdict")
+    assert "tools" not in server.requests[-1]
+    assert "is too small for this investigation" in outcome.reason and "\n" not in outcome.reason
+    assert "1400 tokens, from vLLM" in outcome.reason and "vLLM's --max-model-len" in outcome.reason
+    [failed] = trail.of("failed")
+    assert failed.error_type == "ContextOverflow"
+
+
 @pytest.mark.parametrize(("flavour", "setting"), SETTINGS)
 async def test_an_overflow_that_nothing_fixes_fails_naming_the_setting(
         replay, scripted_model, flavour, setting):
@@ -286,3 +302,4 @@ async def test_uncached_counts_through_a_v1_proxy_cost_at_most_one_retry(replay,
     assert len(trail.of("context_truncated")) <= 1
     assert all(e.context_window >= 2048 for e in trail.of("model_request"))
     assert len(server.requests) <= len(SCENARIO.script) + 1
+

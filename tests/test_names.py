@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.names import check_label, check_subdomain
+from agent.names import check_env_name, check_label, check_subdomain
 from agent.tools import check_call
 from budo.errors import ToolArgumentError
 
@@ -55,3 +55,51 @@ def test_scope_applies_to_mutating_tools_only() -> None:
     assert check_call("get_pods", ("shop",), {"namespace": "kube-system"}) == {
         "namespace": "kube-system"}
     assert check_call("delete_pod", (), {"namespace": "kube-system", "pod": "coredns-0"})
+
+
+# validation.IsEnvVarName's own examples pass; what it refuses (envVarNameFmt, hasChDirPrefix)
+# is refused here too.
+GOOD_ENV = ["PAYMENT_SERVICE_ADDR", "my.env-name", "MY_ENV.NAME", "MyEnvName1", "_x", "-x", ".x",
+            "x..y"]
+BAD_ENV = ["", "1BAD", "A=B", "A B", "A\n", ".", "..", "..x", "ÄB", "A$B", "A;B", "\x1b[2J"]
+
+
+@pytest.mark.parametrize("name", GOOD_ENV)
+def test_env_var_names_the_api_accepts_pass(name: str) -> None:
+    assert check_env_name("set_env", "env_name", name) == name
+
+
+@pytest.mark.parametrize("name", BAD_ENV)
+def test_env_var_names_the_api_refuses_are_tool_errors(name: str) -> None:
+    with pytest.raises(ToolArgumentError):
+        check_env_name("set_env", "env_name", name)
+
+
+@pytest.mark.parametrize("args", [
+    {"namespace": "shop", "kind": "deployment", "name": ".."},
+    {"namespace": "shop", "kind": "deployment", "name": 7},
+    {"namespace": "Shop", "kind": "deployment", "name": "web"},
+    {"namespace": "shop", "kind": "deployment", "name": "web/../x"},
+])
+def test_the_actions_use_the_same_rules(args) -> None:
+    from agent.actions import PARAMETERS
+    from agent.arguments import validate_arguments
+
+    with pytest.raises(ToolArgumentError):
+        validate_arguments("rollout_restart", PARAMETERS["rollout_restart"], args)
+
+
+def test_every_argument_that_names_an_object_has_a_rule() -> None:
+    """A new tool whose namespace, pod, name or container goes into a URL path must say so in
+    NAME_RULES; ".." in any of them would otherwise reach the path."""
+    from agent.actions import PARAMETERS as ACTIONS
+    from agent.names import NAME_RULES
+    from agent.tools import PARAMETERS
+
+    naming = {"namespace", "pod", "name", "container", "involved_object", "env_name"}
+    missing = [f"{tool}.{arg}" for tool, schema in {**PARAMETERS, **ACTIONS}.items()
+               for arg in schema["properties"] if arg in naming
+               and arg not in NAME_RULES.get(tool, {})]
+    assert missing == []
+    with pytest.raises(ToolArgumentError, match="not a valid Kubernetes"):
+        check_call("recent_changes", (), {"namespace": ".."})

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from agent.context import ContextBudget
 from agent.kube import Cluster
+from agent.prompts import SYSTEM_PROMPT, first_user_message
 from agent.protocols import Preview, ToolResult, ToolSpec
 from agent.tools import build_toolbox
 from budo import wiring
@@ -73,6 +75,20 @@ async def test_toolbox_names_parameters_and_mutating_flag(typo: Tools) -> None:
         "namespace", "pod", "container", "tail", "previous", "since", "grep", "context"}
     for spec in specs.values():
         assert spec.schema()["function"]["description"]
+
+
+async def test_the_first_request_leaves_a_small_window_room_to_investigate(typo: Tools) -> None:
+    """The system prompt, the question and every schema are paid on every request: on a
+    4096-token server they must leave most of what the budget keeps for the prompt (~3.4k)."""
+    schemas = [spec.schema() for spec in typo.specs.values()]
+    first = [{"role": "system", "content": SYSTEM_PROMPT},
+             {"role": "user", "content": first_user_message("checkout is failing", "shop")}]
+    assert ContextBudget(4096).estimate(first, schemas) < 2500
+    # The method names the tools it relies on, and only tools that exist.
+    named = set(re.findall(r"\b[a-z]+_[a-z_]+\b", SYSTEM_PROMPT))
+    assert "recent_changes" in named and named <= set(typo.specs)
+    assert "`context`" in SYSTEM_PROMPT and "context" in typo.specs["logs"].parameters[
+        "properties"]
 
 
 async def test_list_namespaces(typo: Tools) -> None:

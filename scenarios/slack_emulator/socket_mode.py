@@ -56,6 +56,8 @@ class SocketModeHub:
                 try:
                     ack = json.loads(frame.data)
                     envelope_id = ack["envelope_id"]
+                    if not isinstance(envelope_id, str):
+                        raise TypeError(envelope_id)
                 except (ValueError, KeyError, TypeError):
                     self.unparsed.append(frame.data)
                     continue
@@ -90,6 +92,15 @@ class SocketModeHub:
             raise AssertionError("the Socket Mode connection closed before the push")
         await open_sockets[-1].send_json(envelope)
         return envelope_id
+
+    async def push_raw(self, frame: str, connect_timeout: float = 5.0) -> None:
+        """Send one text frame as is: what a broken or hostile server could send (bad JSON,
+        envelopes of the wrong shape). Real Slack sends only well-formed envelopes."""
+        await self.wait_connected(connect_timeout)
+        open_sockets = [ws for ws in self.sockets if not ws.closed]
+        if not open_sockets:
+            raise AssertionError("the Socket Mode connection closed before the push")
+        await open_sockets[-1].send_str(frame)
 
     async def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109 (test API)
         await self._wait(lambda: envelope_id in self.acks, timeout,
