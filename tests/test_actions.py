@@ -283,9 +283,9 @@ async def test_an_object_changed_after_the_card_is_not_patched(replay, scripted_
 async def test_a_failed_verification_reaches_the_model(replay, scripted_model, scenario, tool,
                                                       args):
     server, trail, _, finished, sent = await act(replay, scripted_model, scenario, tool, args,
-                                                 verify_timeout=0.6)
+                                                 verify_timeout=0.4)
     verified = trail.of("verified")[0]
-    assert not verified.ok and verified.outcome.startswith("not ready after 0.6 s")
+    assert not verified.ok and verified.outcome.startswith("not ready after 0.4 s")
     assert any("CrashLoopBackOff" in d for d in verified.details), verified.details
     assert len(server.state.rollouts.writes) == 1          # it was applied
     assert not finished.ok and "the verification failed" in sent

@@ -151,7 +151,7 @@ async def test_a_failed_verification_is_a_red_line_in_the_thread(slack, scripted
         {"answer": "ROOT CAUSE: cartservice runs redis:alpine\nFIX: roll it back"}])
     tools = build_toolbox(Cluster.from_kubeconfig(str(server.kubeconfig)), poll_s=0.05)
     async with running_bot(slack, model.url, tools, tmp_path, approval_timeout=30.0,
-                           verify_timeout=0.6) as h:
+                           verify_timeout=0.4) as h:
         await h.sim.slash_command("investigate the cart is broken", user_id=REQUESTER)
         root = await h.root_message()
         card = await slack.wait_for(lambda: h.card(root.ts), message="no card")
@@ -159,9 +159,9 @@ async def test_a_failed_verification_is_a_red_line_in_the_thread(slack, scripted
                                  user_id=ONCALL_USER, message_ts=card.ts)
         verdict = await h.top_level("🧭 Verdict", wait_s=20)
         thread = slack.thread(CHANNEL, root.ts)
-        failed = [m for m in thread if m.text.startswith("❌ not ready after 0.6 s")]
+        failed = [m for m in thread if m.text.startswith("❌ not ready after 0.4 s")]
         assert len(failed) == 1 and "CrashLoopBackOff" in json.dumps(failed[0].blocks)
         body = json.dumps(verdict.blocks, ensure_ascii=False)
         assert "❌ rollout restart deployment/cartservice" in body
-        assert "not ready after 0.6 s" in body
+        assert "not ready after 0.4 s" in body
         assert len(server.state.rollouts.writes) == 1
