@@ -294,6 +294,8 @@ def _named(func: Callable[..., Awaitable[ToolResult]], name: str
     return call
 
 
-def build_actions(cluster: Cluster, max_replicas: int = 50) -> list[ToolSpec]:
-    """rollout_restart, rollout_undo, scale and set_env bound to ``cluster``."""
-    return Actions(cluster, max_replicas).specs()
+def build_actions(cluster: Cluster, max_replicas: int = 50, poll_s: float = 0.5
+                  ) -> list[ToolSpec]:
+    """rollout_restart, rollout_undo, scale and set_env bound to ``cluster``; ``poll_s``: how
+    often a verification re-reads the rollout (tests set it small)."""
+    return Actions(cluster, max_replicas, poll_s).specs()

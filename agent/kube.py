@@ -21,68 +21,11 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from agent.kinds import KIND_WORDS, KINDS
+from agent.kube_errors import short_reason, translate_api
 from agent.protocols import Obj
 from agent.text import labels
-from budo.errors import ClusterError, ClusterUnreachable, Conflict, Forbidden, NotFound
-
-# Canonical kind -> (API class, method stem, namespaced). ``read_<stem>`` reads one object,
-# ``list_<stem>`` lists them (``read_namespaced_pod`` / ``list_namespaced_pod``).
-KINDS: dict[str, tuple[str, str, bool]] = {
-    "pod": ("core", "namespaced_pod", True),
-    "service": ("core", "namespaced_service", True),
-    "endpoints": ("core", "namespaced_endpoints", True),
-    "configmap": ("core", "namespaced_config_map", True),
-    "secret": ("core", "namespaced_secret", True),
-    "serviceaccount": ("core", "namespaced_service_account", True),
-    "pvc": ("core", "namespaced_persistent_volume_claim", True),
-    "resourcequota": ("core", "namespaced_resource_quota", True),
-    "limitrange": ("core", "namespaced_limit_range", True),
-    "event": ("core", "namespaced_event", True),
-    "node": ("core", "node", False),
-    "pv": ("core", "persistent_volume", False),
-    "deployment": ("apps", "namespaced_deployment", True),
-    "replicaset": ("apps", "namespaced_replica_set", True),
-    "statefulset": ("apps", "namespaced_stateful_set", True),
-    "daemonset": ("apps", "namespaced_daemon_set", True),
-    "controllerrevision": ("apps", "namespaced_controller_revision", True),
-    "job": ("batch", "namespaced_job", True),
-    "cronjob": ("batch", "namespaced_cron_job", True),
-    "ingress": ("networking", "namespaced_ingress", True),
-    "networkpolicy": ("networking", "namespaced_network_policy", True),
-    "hpa": ("autoscaling", "namespaced_horizontal_pod_autoscaler", True),
-    "pdb": ("policy", "namespaced_pod_disruption_budget", True),
-    "endpointslice": ("discovery", "namespaced_endpoint_slice", True),
-    "storageclass": ("storage", "storage_class", False),
-}
-# The RBAC (apiGroup, resource) each kind is read through: manifests/rbac-read.yaml grants
-# exactly these (plus pods/log and namespaces), and tests/test_manifests.py checks it.
-RBAC_GROUPS = {"core": "", "apps": "apps", "batch": "batch", "networking": "networking.k8s.io",
-               "autoscaling": "autoscaling", "policy": "policy",
-               "discovery": "discovery.k8s.io", "storage": "storage.k8s.io"}
-RESOURCES = {
-    "pod": "pods", "service": "services", "endpoints": "endpoints", "configmap": "configmaps",
-    "secret": "secrets", "serviceaccount": "serviceaccounts", "pvc": "persistentvolumeclaims",
-    "resourcequota": "resourcequotas", "limitrange": "limitranges", "event": "events",
-    "node": "nodes", "pv": "persistentvolumes", "deployment": "deployments",
-    "replicaset": "replicasets", "statefulset": "statefulsets", "daemonset": "daemonsets",
-    "controllerrevision": "controllerrevisions", "job": "jobs", "cronjob": "cronjobs",
-    "ingress": "ingresses", "networkpolicy": "networkpolicies", "hpa": "horizontalpodautoscalers",
-    "pdb": "poddisruptionbudgets", "endpointslice": "endpointslices",
-    "storageclass": "storageclasses",
-}
-
-
-def rbac_reads() -> set[tuple[str, str]]:
-    """(apiGroup, resource) of everything the read tools may fetch; secrets are optional
-    (describe secret and the Ingress TLS check work only where a Role grants them)."""
-    needed = {(RBAC_GROUPS[group], RESOURCES[kind]) for kind, (group, _s, _n) in KINDS.items()
-              if kind != "secret"}
-    return needed | {("", "pods/log"), ("", "namespaces")}
-
-
-# What a message names: "persistentvolumeclaim 'data'" reads better than "pvc 'data'".
-KIND_WORDS = {"pvc": "persistentvolumeclaim", "pv": "persistentvolume",
-              "hpa": "horizontalpodautoscaler", "pdb": "poddisruptionbudget"}
+from budo.errors import ClusterError, ClusterUnreachable, Forbidden
 
 
 def strip_secret(obj: Obj) -> Obj:
@@ -220,7 +163,7 @@ class Cluster:
         try:
             return await asyncio.to_thread(call)
         except ApiException as exc:
-            raise _translate_api(exc, what) from exc
+            raise translate_api(exc, what) from exc
         except urllib3.exceptions.MaxRetryError as exc:
             reason = exc.reason
             # NewConnectionError subclasses ConnectTimeoutError in urllib3: test it first.
@@ -229,13 +172,13 @@ class Cluster:
                 raise self._timeout(what) from exc
             raise ClusterUnreachable(
                 f"cannot reach the Kubernetes API at {self.api_client.configuration.host} "
-                f"({_short(reason)}) while reading {what}"
+                f"({short_reason(reason)}) while reading {what}"
             ) from exc
         except urllib3.exceptions.TimeoutError as exc:
             raise self._timeout(what) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ClusterUnreachable(
-                f"the Kubernetes API connection failed while reading {what}: {_short(exc)}"
+                f"the Kubernetes API connection failed while reading {what}: {short_reason(exc)}"
             ) from exc
 
     def _timeout(self, what: str) -> ClusterUnreachable:
@@ -397,42 +340,3 @@ class Cluster:
         return await self._json(f"pod {pod!r} in namespace {namespace!r}",
                                 self._core.delete_namespaced_pod, name=pod, namespace=namespace,
                                 body=options)
-
-
-def _short(exc: object) -> str:
-    text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out",
-                   "No route to host", "certificate verify failed"):
-        if marker.lower() in text.lower():
-            return marker.lower()
-    return " ".join(text.split())[:160]
-
-
-def _api_message(exc: ApiException) -> str:
-    """The Status object's message when the server sent one, else the HTTP reason."""
-    try:
-        body = json.loads(exc.body or "")
-        if isinstance(body, dict) and body.get("message"):
-            return " ".join(str(body["message"]).split())
-    except ValueError:
-        pass
-    return f"{exc.status} {exc.reason}".strip()
-
-
-def _translate_api(exc: ApiException, what: str) -> ClusterError:
-    status, message = exc.status or 0, _api_message(exc)
-    if status == 404:
-        return NotFound(f"{what} not found")
-    if status in (401, 403):
-        return Forbidden(f"access to {what} denied ({status}): {message}")
-    if status == 0:
-        return ClusterUnreachable(f"cannot reach the Kubernetes API while reading {what}: "
-                                  f"{message}")
-    if status == 409:
-        return Conflict(f"{what} changed: {message}")
-    if status == 400:
-        return ClusterError(f"the API rejected the request for {what}: {message}")
-    if status == 429 or status >= 500:
-        return ClusterError(f"the Kubernetes API failed ({status}) on {what}: {message}; "
-                            "retry in a moment")
-    return ClusterError(f"the Kubernetes API answered {status} on {what}: {message}")

@@ -28,10 +28,7 @@ the differences are handled here rather than in the loop:
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import socket
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Self
@@ -41,6 +38,14 @@ import httpx
 from agent import ollama, server_errors
 from agent.context import DEFAULT_CONTEXT_TOKENS, REPLY_RESERVE_MAX
 from agent.discovery import discover
+from agent.model_http import (
+    auth_message,
+    http_error,
+    names_missing_model,
+    retry_after_seconds,
+    shared_tls,
+    transport_reason,
+)
 from agent.protocols import Completion
 from agent.wire import completion_from_body, normalise_message, tool_names, trim
 from budo.errors import (
@@ -55,8 +60,6 @@ from budo.errors import (
 log = logging.getLogger("budo.model")
 
 # Phrases servers use when the model name is wrong (Ollama, vLLM, OpenAI, LiteLLM).
-_MODEL_MISSING_HINTS = ("not found", "does not exist", "model_not_found", "no such model",
-                        "try pulling")
 
 
 class _Resend(Exception):
@@ -118,7 +121,7 @@ class OpenAIChatModel:
         self._sleep, self._clock = sleep, clock
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient()
+        self._client = client or httpx.AsyncClient(verify=shared_tls())
         # What detection learns, once: the server kind, whether to use Ollama's native API,
         # and the context window with where it came from.
         self._detect_pending = detect
@@ -267,7 +270,7 @@ class OpenAIChatModel:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
         if response.status_code in (401, 403):
-            raise ModelResponseError(_auth_message(self.base_url, response.status_code))
+            raise ModelResponseError(auth_message(self.base_url, response.status_code))
         if response.status_code != 200:
             return (
                 f"endpoint answers at {self.base_url} but lists no models "
@@ -291,7 +294,7 @@ class OpenAIChatModel:
 
     def _unreachable(self, exc: Exception) -> ModelUnreachable:
         return ModelUnreachable(
-            f"no model endpoint answers at {self.base_url}: {_transport_reason(exc)} "
+            f"no model endpoint answers at {self.base_url}: {transport_reason(exc)} "
             f"— start Ollama (`ollama serve`) or set BUDO_LLM_URL"
         )
 
@@ -357,7 +360,7 @@ class OpenAIChatModel:
             raise _Retryable(
                 ModelResponseError(
                     f"the model endpoint at {self.base_url} dropped the connection: "
-                    f"{_transport_reason(exc)}"
+                    f"{transport_reason(exc)}"
                 )
             ) from exc
         return self._body_or_raise(response, url)
@@ -379,7 +382,7 @@ class OpenAIChatModel:
                 )
             return body
         text = response.text
-        if status in (400, 404) and _names_missing_model(text, self.model, status):
+        if status in (400, 404) and names_missing_model(text, self.model, status):
             raise self._not_found()
         wrong = server_errors.misconfigured(status, text, self.model)
         if wrong is not None:
@@ -389,11 +392,11 @@ class OpenAIChatModel:
             raise overflow
         parameter = server_errors.unsupported_parameter(status, text)
         if parameter is not None:
-            raise _Resend(parameter) from _http_error(url, status, text)
+            raise _Resend(parameter) from http_error(url, status, text)
         if status == 429:
-            delay = _retry_after_seconds(response.headers.get("Retry-After"), self._clock)
+            delay = retry_after_seconds(response.headers.get("Retry-After"), self._clock)
             delay = None if delay is None else min(delay, self.max_retry_after)
-            raise _Retryable(_http_error(url, status, text), delay=delay)
+            raise _Retryable(http_error(url, status, text), delay=delay)
         if status in (405, 501):
             # 501 Not Implemented / 405 Method Not Allowed to a POST: a web server, not a chat
             # API (Python's http.server, a static site, a proxy's landing page). Not retried.
@@ -403,75 +406,12 @@ class OpenAIChatModel:
                 f"llama.cpp or OpenAI"
             )
         if status >= 500:
-            raise _Retryable(_http_error(url, status, text))
+            raise _Retryable(http_error(url, status, text))
         if status in (401, 403):
-            raise ModelResponseError(_auth_message(self.base_url, status))
+            raise ModelResponseError(auth_message(self.base_url, status))
         if status == 404:
             raise ModelResponseError(
                 f"no chat endpoint at {url} (HTTP 404: {trim(text)}) — BUDO_LLM_URL should "
                 f"be the OpenAI-compatible base, usually ending in /v1"
             )
-        raise _http_error(url, status, text)
-
-
-# --- error text -------------------------------------------------------------------------------
-
-
-def _names_missing_model(body: str, model: str, status: int) -> bool:
-    """A 404 naming the model, or a 400/404 saying a model is missing. (A bare 404 is a wrong
-    URL, and a 400 that merely mentions the model is some other complaint.)"""
-    lowered = body.lower()
-    if "model" not in lowered:
-        return False
-    if any(hint in lowered for hint in _MODEL_MISSING_HINTS):
-        return True
-    return status == 404 and model.lower() in lowered
-
-
-def _retry_after_seconds(value: str | None, clock: Callable[[], float] = time.time
-                         ) -> float | None:
-    """Retry-After as seconds: a number, or an HTTP date (RFC 9110). None when absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - clock())
-
-
-def _http_error(url: str, status: int, text: str) -> ModelResponseError:
-    return ModelResponseError(f"the model endpoint at {url} answered HTTP {status}: {trim(text)}")
-
-
-def _auth_message(base_url: str, status: int) -> str:
-    return (
-        f"the model endpoint at {base_url} refused the request (HTTP {status}) "
-        f"— check BUDO_LLM_API_KEY"
-    )
-
-
-def _transport_reason(exc: BaseException) -> str:
-    """The root cause in a few words: httpx wraps the OSError that says what happened."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain and len(chain) < 10:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    if any(isinstance(e, ConnectionRefusedError) for e in chain):
-        return "connection refused"
-    if any(isinstance(e, socket.gaierror) for e in chain):
-        return "the host name does not resolve"
-    if any(isinstance(e, ssl.SSLError) for e in chain):
-        return "TLS handshake failed"
-    if isinstance(exc, httpx.TimeoutException):
-        return "the connection timed out"
-    text = str(exc) or type(exc).__name__
-    return "connection refused" if "refused" in text.lower() else trim(text, 120)
-
-
+        raise http_error(url, status, text)

@@ -24,24 +24,22 @@ plus possessive quantifiers, Python ≥ 3.11), so a 50 MB log costs O(n), never 
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
 from agent.protocols import ToolResult
+from agent.secret_words import (
+    NOT_A_VALUE,
+    PLAIN_WORDS,
+    key_kind,
+    random_looking,
+    secret_name,
+    secret_value,
+)
 
 MARK = "[REDACTED:{kind}]"
-
-# A value that is already a placeholder, a reference or plainly not a secret.
-_NOT_A_VALUE = re.compile(
-    r"^(?:\[REDACTED|<|\$\{|\$\(|\{\{|\*+$|(?:null|none|nil|true|false|required|invalid|"
-    r"incorrect|expired|missing|empty|unset|set|changed|reset|ok|redacted|\"\"|''|yes|no|"
-    r"enabled|disabled|on|off|xxx+|\.\.\.|bearer|basic|digest|negotiate|ntlm|hmac)$)",
-    re.IGNORECASE,
-)
 
 # --- 1. shapes ------------------------------------------------------------------------------
 
@@ -116,21 +114,6 @@ _JSON_DATA_BLOCK = re.compile(r'"(?:data|stringData)"\s*:\s*\{([^{}]*)\}')
 _JSON_PAIR_VALUE = re.compile(r'("[^"\n]+"\s*:\s*")([^"\n]*)(")')
 _YAML_DATA_HEADER = re.compile(r"(?m)^(\s*)(?:data|stringData):\s*$")
 
-# Words that make a name secret wherever they appear in it, and short ones that must be a
-# whole part of the name (KEY in API_KEY, not in MONKEY_COUNT… well, that too; see _REF).
-_STRONG = ("password", "passwd", "passphrase", "secret", "token", "credential", "apikey",
-           "privatekey", "accesskey", "secretkey")
-_WEAK = frozenset({"pass", "pwd", "pw", "key", "auth", "authorization", "creds", "cred", "sig",
-                   "signature", "dbpass", "passwd"})
-# A name whose last part says it holds a reference, a count or a setting, not the secret.
-_REF = frozenset({"url", "uri", "endpoint", "file", "path", "ref", "name", "type", "id", "ids",
-                  "header", "enabled", "mode", "ttl", "length", "count", "size", "expiry",
-                  "expires", "timeout", "version", "method", "provider", "policy", "field",
-                  "source", "tokens", "keys", "dir", "prefix", "host", "port", "user",
-                  "username", "format", "algorithm", "alg", "kind", "store", "refs",
-                  "rotation", "issuer", "audience", "scope", "scopes", "env", "var"})
-_NAME_PARTS = re.compile(r"[_.\-\s]+|(?<=[a-z0-9])(?=[A-Z])")
-
 # --- 3. entropy -----------------------------------------------------------------------------
 
 _B64_RUN = re.compile(r"(?<![A-Za-z0-9+/_\-\[])[A-Za-z0-9+/_-]{32,}+={0,2}")
@@ -153,52 +136,6 @@ class _Counter:
         return MARK.format(kind=kind)
 
 
-def _key_kind(key: str) -> str:
-    k = key.lower().replace("-", "_")
-    if "aws" in k and ("secret" in k or "access" in k):
-        return "aws_secret_key"
-    for word, kind in (
-        ("private_key", "private_key"), ("privatekey", "private_key"),
-        ("api_key", "api_key"), ("apikey", "api_key"), ("access_key", "access_key"),
-        ("secret_key", "secret"), ("pass", "password"), ("pwd", "password"),
-        ("token", "token"), ("secret", "secret"), ("credential", "credentials"),
-        ("auth", "token"),
-    ):
-        if word in k:
-            return kind
-    return "secret"
-
-
-def secret_name(key: str) -> str | None:
-    """'strong', 'weak' or None: does this variable/field name say it holds a secret?"""
-    parts = [p.lower() for p in _NAME_PARTS.split(key) if p]
-    if not parts or parts[-1] in _REF or (len(parts) > 1 and parts[-1] == "s3"):
-        return None
-    joined = "".join(parts)
-    if any(word in joined for word in _STRONG):
-        return "strong"
-    if any(p in _WEAK or (p.endswith("pass") and p != "bypass") or p.endswith("key")
-           for p in parts):
-        return "weak"
-    return None
-
-
-_PLAIN_WORDS = re.compile(r"[a-z][a-z\-./:]*+")
-_PORTISH = re.compile(r"\d++(?:/\S*+)?")  # host "auth.shop:8080/token" is not a secret
-
-
-def _secret_value(strength: str, value: str) -> bool:
-    value = value.strip()
-    if not value or _NOT_A_VALUE.match(value):
-        return False
-    if value.startswith("/") and " " not in value:  # DB_PASSWORD_FILE-style paths
-        return False
-    if strength == "weak":  # "key=shop/checkoutservice", "auth: basic", "key=42" stay
-        return len(value) >= 6 and not _PLAIN_WORDS.fullmatch(value) and not \
-            _PORTISH.fullmatch(value)
-    return True
-
-
 def _redact_key_values(text: str, counter: _Counter) -> str:
     # Not re.sub: after a name that is not secret the scan goes on inside its value, so
     # '"message": "DB_PASS=x"' still finds DB_PASS; a value is only scanned after a secret
@@ -218,11 +155,11 @@ def _redact_key_values(text: str, counter: _Counter) -> str:
         if v is None:
             continue
         group = next(g for g in ("eq", "dq", "sq", "bare") if v.group(g) is not None)
-        if not _secret_value(strength, v.group(group)):
+        if not secret_value(strength, v.group(group)):
             continue
         start, end = v.span(group)
         out.append(text[done:start])
-        out.append(counter.mark(_key_kind(key)))
+        out.append(counter.mark(key_kind(key)))
         pos = done = end
     out.append(text[done:])
     return "".join(out)
@@ -232,12 +169,12 @@ def _redact_env_pairs(text: str, counter: _Counter) -> str:
     def sub(m: re.Match[str]) -> str:
         strength = secret_name(m.group("key"))
         value = m.group("value").strip().strip("\"'")
-        if strength is None or not _secret_value(strength, value):
+        if strength is None or not secret_value(strength, value):
             return m.group(0)
         start, end = m.span("value")
         base = m.start(0)
         whole = m.group(0)
-        return whole[: start - base] + counter.mark(_key_kind(m.group("key"))) + \
+        return whole[: start - base] + counter.mark(key_kind(m.group("key"))) + \
             whole[end - base:]
 
     if '"value"' in text:
@@ -323,28 +260,9 @@ def _redact_secret_data(text: str, counter: _Counter) -> str:
     return "\n".join(lines)
 
 
-def _entropy(value: str) -> float:
-    counts = Counter(value)
-    n = len(value)
-    return -sum(c / n * math.log2(c / n) for c in counts.values())
-
-
-def _random_looking(run: str) -> bool:
-    """A base64 run that reads like key material: mixed case and digits, high entropy."""
-    body = run.rstrip("=")
-    digits = sum(ch.isdigit() for ch in body)
-    upper = sum(ch.isupper() for ch in body[1:])
-    lower = sum(ch.islower() for ch in body)
-    if digits < 2 or upper < 2 or lower < 2:
-        return False
-    if body.count("/") > len(body) // 8 or body.count("-") > len(body) // 8:
-        return False  # a path or a dashed name, not a key
-    return _entropy(body) >= (4.0 if len(body) < 48 else 4.3)
-
-
 def _redact_high_entropy(text: str, counter: _Counter) -> str:
     def b64(m: re.Match[str]) -> str:
-        return counter.mark("high_entropy") if _random_looking(m.group(0)) else m.group(0)
+        return counter.mark("high_entropy") if random_looking(m.group(0)) else m.group(0)
 
     def hexrun(m: re.Match[str]) -> str:
         if _HEX_CONTEXT.search(text, max(0, m.start() - 24), m.start()):
@@ -372,7 +290,7 @@ def _basic(m: re.Match[str], c: _Counter) -> str:
 
 def _auth_header(m: re.Match[str], c: _Counter) -> str:
     value = m.group(4)
-    if _NOT_A_VALUE.match(value) or _PLAIN_WORDS.fullmatch(value):
+    if NOT_A_VALUE.match(value) or PLAIN_WORDS.fullmatch(value):
         return m.group(0)
     scheme = f"{m.group(2)}{m.group(3)}" if m.group(2) else ""
     return f"{m.group(1)}{scheme}{c.mark('authorization')}"

@@ -1,20 +1,11 @@
-"""Lenient tool-call parsing: what small local models actually emit, turned into ToolCalls.
+"""Tool calls a small local model wrote as text, turned into ToolCalls.
 
-Two jobs:
-
-``parse_arguments(raw)``
-    The ``function.arguments`` of a native tool call. Servers send a JSON string, sometimes an
-    already-decoded object; small models wrap it in code fences, add a sentence after it, use
-    single quotes or leave a trailing comma. Each of those is repaired only where the repair
-    cannot change meaning (the scanner below knows when it is inside a string). Anything else
-    comes back as ``(None, "why")`` so the loop can ask the model to re-emit; never raises.
-
-``recover_text_calls(content, tool_names)``
-    A model that "calls" a tool by writing it in ``content``: ``<tool_call>{...}</tool_call>``
-    blocks (Qwen/Hermes templates), fenced ```json objects, bare JSON, mistral v11
-    ``[TOOL_CALLS]name[ARGS]{...}`` or pythonic ``[name(arg="v")]``, only when the calls end
-    the reply and the reply is not an answer (see the function). The markup of accepted calls
-    is removed from the text.
+``recover_text_calls(content, tool_names)``: a model that "calls" a tool by writing it in
+``content``: ``<tool_call>{...}</tool_call>`` blocks (Qwen/Hermes templates), fenced ```json
+objects, bare JSON, mistral v11 ``[TOOL_CALLS]name[ARGS]{...}`` or pythonic
+``[name(arg="v")]``, only when the calls end the reply and the reply is not an answer (see the
+function). The markup of accepted calls is removed from the text. Arguments are read by
+agent/call_arguments.py, as a native call's are.
 """
 
 from __future__ import annotations
@@ -22,12 +13,19 @@ from __future__ import annotations
 import ast
 import json
 import re
-import uuid
 from collections.abc import Collection
 from typing import Any
 
+from agent.call_arguments import (
+    FENCE,
+    loads_lenient,
+    new_call_id,
+    parse_arguments,
+    read_string,
+    repair,
+    snippet,
+)
 from agent.protocols import ToolCall
-from agent.text import one_line
 
 # Keys a call object may carry. A bare JSON object with any other key is not a call (it is
 # probably data the model is showing), which keeps recovery from misreading answers.
@@ -35,153 +33,13 @@ _NAME_KEYS = ("name", "tool", "tool_name", "function")
 _ARGUMENT_KEYS = ("arguments", "parameters", "args", "input")
 _CALL_KEYS = frozenset({*_NAME_KEYS, *_ARGUMENT_KEYS, "type", "id"})
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
 _TOOL_CALL_TAG = re.compile(
     r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL | re.IGNORECASE
 )
 _NAME_IN_TEXT = re.compile(r"""["']name["']\s*:\s*["']([\w.-]+)["']""")
 
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_PYTHON_LITERALS = {"True": "true", "False": "false", "None": "null"}
 # Control tokens some chat templates leave in front of a call written as text.
 _CALL_MARKERS = re.compile(r"<\|python_tag\|>|\[TOOL_CALLS\]")
-
-_MAX_ERROR_SNIPPET = 80
-
-
-def new_call_id() -> str:
-    """An id for a call the server did not number (recovered or id-less calls)."""
-    return f"call_{uuid.uuid4().hex[:12]}"
-
-
-def parse_arguments(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """``(arguments, None)`` or ``(None, parse_error)``. Empty or missing means no arguments."""
-    if raw is None:
-        return {}, None
-    if isinstance(raw, dict):
-        return raw, None
-    if not isinstance(raw, str):
-        return None, f"arguments must be a JSON object, got {type(raw).__name__}"
-    text = raw.strip()
-    if not text:
-        return {}, None
-    value, error = _loads_lenient(text)
-    # Some servers double-encode: the JSON string holds a JSON string.
-    if isinstance(value, str):
-        value, error = _loads_lenient(value.strip())
-    if error is not None:
-        return None, error
-    if not isinstance(value, dict):
-        return None, f"arguments must be a JSON object, got {_json_type(value)}"
-    return value, None
-
-
-def _loads_lenient(text: str) -> tuple[Any, str | None]:
-    try:
-        return json.loads(text), None
-    except json.JSONDecodeError:
-        pass
-    fenced = _FENCE.search(text)
-    if fenced:
-        text = fenced.group(2).strip()
-    start = _first_opening(text)
-    if start is None:
-        return None, f"arguments are not JSON: {_snippet(text)}"
-    candidate = text[start:]
-    decoder = json.JSONDecoder()
-    for attempt in (candidate, _repair(candidate)):
-        if attempt is None:
-            continue
-        try:
-            # raw_decode stops at the end of the first value: trailing prose is ignored.
-            value, _ = decoder.raw_decode(attempt)
-            return value, None
-        except json.JSONDecodeError:
-            continue
-    return None, f"arguments are not valid JSON: {_snippet(text)}"
-
-
-def _first_opening(text: str) -> int | None:
-    positions = [p for p in (text.find("{"), text.find("[")) if p >= 0]
-    return min(positions) if positions else None
-
-
-def _repair(text: str) -> str | None:
-    """Rewrite single-quoted strings as JSON strings, drop trailing commas and turn Python's
-    True/False/None into JSON, tracking string state so nothing inside a string changes.
-    ``None`` when the text is not one balanced value (truncated output is not guessed at)."""
-    out: list[str] = []
-    depth = 0
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch in "\"'":
-            end, literal = _read_string(text, i)
-            if end is None:
-                return None
-            out.append(json.dumps(literal))
-            i = end
-            continue
-        if ch.isalpha():
-            word = _WORD.match(text, i)
-            assert word is not None  # ch is a letter, so the pattern matches at least it
-            out.append(_PYTHON_LITERALS.get(word.group(0), word.group(0)))
-            i = word.end()
-            continue
-        if ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-            # a comma right before a closer is the trailing comma small models leave
-            while out and out[-1].isspace():
-                out.pop()
-            if out and out[-1] == ",":
-                out.pop()
-        out.append(ch)
-        i += 1
-        if depth == 0:
-            return "".join(out)
-    return None
-
-
-def _read_string(text: str, start: int) -> tuple[int | None, str]:
-    """Read a quoted string (either quote) starting at ``start``; return (index after, value)."""
-    quote = text[start]
-    chars: list[str] = []
-    i = start + 1
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
-            nxt = text[i + 1]
-            if nxt == quote or nxt in "\\/'\"":
-                chars.append(nxt)
-                i += 2
-                continue
-            try:  # \n, \t, \uXXXX ... decode as JSON would
-                escape = text[i : i + 6] if nxt == "u" else text[i : i + 2]
-                chars.append(json.loads(f'"{escape}"'))
-                i += len(escape)
-                continue
-            except json.JSONDecodeError:
-                chars.append(nxt)
-                i += 2
-                continue
-        if ch == quote:
-            return i + 1, "".join(chars)
-        chars.append(ch)
-        i += 1
-    return None, ""
-
-
-def _json_type(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
-
-
-def _snippet(text: str) -> str:
-    return one_line(text, _MAX_ERROR_SNIPPET)
-
 
 # --- recovery from text -----------------------------------------------------------------------
 
@@ -242,12 +100,12 @@ def _tagged_calls(text: str, tool_names: Collection[str]) -> tuple[list[ToolCall
 
 
 def _fenced_calls(text: str, tool_names: Collection[str]) -> tuple[list[ToolCall], str]:
-    matches = [m for m in _FENCE.finditer(text)
+    matches = [m for m in FENCE.finditer(text)
                if m.group(1).lower() in ("", "json", "tool_call", "javascript", "js")]
     if not matches or text[matches[-1].end():].strip():
         return [], text
     first = matches[0].start()
-    if _FENCE.sub("", text[first:]).strip():
+    if FENCE.sub("", text[first:]).strip():
         return [], text
     calls: list[ToolCall] = []
     for match in matches:
@@ -271,7 +129,7 @@ def _whole_json_calls(text: str, tool_names: Collection[str]) -> list[ToolCall]:
         try:
             value, end = decoder.raw_decode(text, i)
         except json.JSONDecodeError:
-            repaired = _repair(text[i:])
+            repaired = repair(text[i:])
             if repaired is None:
                 return []
             try:
@@ -343,7 +201,7 @@ def _calls_from_block(
 ) -> list[ToolCall]:
     """Calls in one tagged or fenced block. Inside an explicit ``<tool_call>`` tag a body that
     will not parse still yields a call (with ``parse_error``) when it names an offered tool."""
-    value, error = _loads_lenient(block.strip())
+    value, error = loads_lenient(block.strip())
     if error is None:
         objects = value if isinstance(value, list) else [value]
         found = [_call_from_object(o, tool_names, any_name=any_name) for o in objects]
@@ -355,7 +213,7 @@ def _calls_from_block(
                 ToolCall(
                     id=new_call_id(), name=named.group(1), arguments=None,
                     raw_arguments=block.strip(),
-                    parse_error=f"the <tool_call> block is not valid JSON: {_snippet(block)}",
+                    parse_error=f"the <tool_call> block is not valid JSON: {snippet(block)}",
                 )
             ]
     return []
@@ -393,7 +251,7 @@ def _balanced_end(text: str, start: int) -> int:
     while i < len(text):
         ch = text[i]
         if ch in "\"'":
-            end, _ = _read_string(text, i)
+            end, _ = read_string(text, i)
             if end is None:
                 return len(text) - start
             i = end

@@ -164,7 +164,8 @@ def _wrap(tool: str, func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
     return call
 
 
-def build_toolbox(cluster: Cluster, max_replicas: int = 50) -> list[ToolSpec]:
+def build_toolbox(cluster: Cluster, max_replicas: int = 50, poll_s: float = 0.5
+                  ) -> list[ToolSpec]:
     """The read tools, delete_pod and the four actions (agent/actions.py) bound to
     ``cluster``, validated, error-translated and redacted."""
 
@@ -275,7 +276,7 @@ def build_toolbox(cluster: Cluster, max_replicas: int = 50) -> list[ToolSpec]:
                  summarise=SUMMARIES.get(name))
         for name, func in funcs.items()
     ] + [dataclasses.replace(spec, func=_forgetting(spec.func))
-         for spec in build_actions(cluster, max_replicas)]
+         for spec in build_actions(cluster, max_replicas, poll_s)]
 
 
 def _forgetting(func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

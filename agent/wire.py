@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agent.call_arguments import new_call_id, parse_arguments
 from agent.protocols import Completion, ToolCall, Usage
 from agent.text import one_line
-from agent.toolcalls import new_call_id, parse_arguments, recover_text_calls
+from agent.toolcalls import recover_text_calls
 from budo.errors import ModelResponseError
 
 BODY_SNIPPET = 300

@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent import OpenAIChatModel
-from agent.toolcalls import parse_arguments, recover_text_calls
+from agent.call_arguments import parse_arguments
+from agent.toolcalls import recover_text_calls
 from scenarios.scripted_model import ScriptedModelServer
 
 TOOLS = [

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.redact import redact
-from tests.fixtures.hostile import FALSE_POSITIVES, SECRETS
+from scenarios.hostile import FALSE_POSITIVES, SECRETS
 
 
 def realistic(n: int) -> str:

@@ -1,6 +1,6 @@
 """The Slack bot's speed: ack latency, per-step overhead, 100 concurrent runs.
 
-Everything runs on loopback in one process: the Slack emulator (tests/slack_emulator), the
+Everything runs on loopback in one process: the Slack emulator (scenarios/slack_emulator), the
 bot (BudoBot on aiohttp) and in-process zero-latency models and tools, so the figures are
 the bot's own cost (plus the emulator sharing the event loop, which only makes them worse).
 
@@ -48,8 +48,8 @@ from agent import (
 )
 from bot import BudoBot, RunThread, SlackEventSink, SlackPoster, make_web_client, open_server
 from budo.config import Settings
+from scenarios.slack_emulator import BOT_TOKEN, SlackClientSim, SlackEmulator
 from storage import AuditSink, Store
-from tests.slack_emulator import BOT_TOKEN, SlackClientSim, SlackEmulator
 
 SECRET = "bench-signing-secret"
 ANSWER = ("ROOT CAUSE: checkoutservice-1 has a typo in PAYMENT_SERVICE_ADDR.\nEVIDENCE:\n"

@@ -32,9 +32,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.kube import Cluster
+from agent import Cluster, build_toolbox
 from agent.reads import forget_run
-from agent.tools import build_toolbox
 from scenarios.build import build
 from scenarios.replay import ReplayServer
 from scenarios.times import fmt

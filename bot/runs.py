@@ -90,6 +90,9 @@ class RunManager:
         self.max_runs = max(1, settings.max_runs)
         self.queue: OrderedDict[str, ActiveRun] = OrderedDict()  # FIFO: oldest first
         self.starting: set[str] = set()  # recorded, root message still being posted
+        # Cancel pressed on a starting run (Slack shows the message and its button before it
+        # answers our post): run id -> who; honoured the moment the run exists.
+        self.cancel_on_start: dict[str, str] = {}
         # From shutdown on: runs whose end is in the audit but not yet shown in Slack.
         self.unsettled: dict[str, ActiveRun] = {}
         self.closing = False     # shutdown has begun: nothing new starts
@@ -142,6 +145,7 @@ class RunManager:
                 await self.store.record(record.id, "follow_up", {"previous_run": previous.id},
                                         actor=user)
         except BudoError as exc:
+            self.cancel_on_start.pop(record.id, None)
             if self._claim(record.id):
                 await self._never_started(record.id, f"could not start in Slack: {exc}", exc)
             return None, f"Could not start the investigation: {exc}"
@@ -152,10 +156,11 @@ class RunManager:
         active = ActiveRun(thread, SlackEventSink(self.poster, thread, self._audit_head,
                                                    self._record_delivery),
                            namespace=namespace, history=history)
+        active.cancelled_by = self.cancel_on_start.pop(record.id, None)
         if self.closing:  # shutdown began while the root message was being posted
             await self._end_unstarted([active], "interrupted", QUEUED_SHUTDOWN_REASON)
             return None, "budo is shutting down; ask again in a minute."
-        if not self._full():
+        if active.cancelled_by is not None or not self._full():  # (a cancelled one ends at once)
             self._launch(active)
             return record.id, None
         self.queue[record.id] = active
@@ -214,6 +219,9 @@ class RunManager:
     async def _drive(self, active: ActiveRun) -> None:
         thread, namespace, history = active.thread, active.namespace, active.history
         logs.run_id_var.set(thread.run_id)  # every log line of this task names the run
+        task = asyncio.current_task()
+        if active.cancelled_by is not None and task is not None:  # pressed before it started:
+            task.cancel()  # the loop's first step ends it as cancelled, recorded and posted
         metrics = [MetricsSink(self.metrics)] if self.metrics is not None else []
         try:
             outcome = await run_investigation(
@@ -274,6 +282,16 @@ class RunManager:
     async def cancel(self, run_id: str, user: str) -> str | None:
         """The Cancel button: the requester or on-call may stop a run. Returns what to tell
         the user privately, or None when the run is being cancelled."""
+        if run_id in self.starting:  # its message is visible before Slack answered our post
+            record = await self.store.get_run(run_id)
+            if user != record.requester and user not in await self.desk.policy.members():
+                return "Only the person who asked or on-call can cancel this investigation."
+            if run_id in self.starting:  # (still starting after the on-call check)
+                if run_id not in self.cancel_on_start:
+                    self.cancel_on_start[run_id] = user
+                    await self.store.record(run_id, "cancel_requested", {"user": user},
+                                            actor=user)
+                return None
         queued = self.queue.get(run_id)
         if queued is not None:
             if user != queued.thread.requester and user not in await self.desk.policy.members():

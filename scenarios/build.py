@@ -10,15 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from budo.errors import ScenarioError
-from scenarios.expand import (
-    NAMESPACED,
-    Expander,
-    endpoints_for,
-    event_object,
-    meta,
-    namespace_object,
-    node_object,
-)
+from scenarios.expand import NAMESPACED, Expander, meta
+from scenarios.expand_cluster import endpoints_for, event_object, namespace_object, node_object
 from scenarios.logtext import compose
 from scenarios.model import ContainerLogs, Scenario, _workload_pods
 from scenarios.times import fmt, parse_time

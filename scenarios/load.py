@@ -13,9 +13,10 @@ import yaml
 
 from budo.errors import ScenarioError
 from scenarios.build import build
+from scenarios.checker import Checker
 from scenarios.merge import merge_named
 from scenarios.model import Scenario
-from scenarios.validate import Checker, check_document, check_now
+from scenarios.validate import check_document, check_now
 
 LIBRARY = Path(__file__).parent / "library"
 

@@ -1,6 +1,51 @@
-"""The scripted model's script: turns as validated data (see ``scenarios.scripted_model`` for
-what each turn and fault does). Scenario files carry these as YAML list items; ``parse_turns``
+"""The scripted model's script: turns as validated data, served by
+``scenarios.scripted_model``. Scenario files carry these as YAML list items; ``parse_turns``
 turns them into ``ScriptTurn`` objects or raises ``ScenarioError`` naming file, path and problem.
+
+Script turns are plain data so scenario YAML can carry them::
+
+    {say: "optional text", calls: [{tool: get_pods, args: {namespace: shop}}]}
+    {answer: "ROOT CAUSE: ..."}
+    {say: "text only"}                      # also a final answer
+    {fault: NAME, ...options}
+
+A turn is consumed when served; the next request gets the next turn. When the script runs out
+the server answers "script exhausted: ..." (finish_reason "stop") so a runaway loop ends.
+
+Faults (``fault`` may be written as a string or, for "500"/"429", a YAML number):
+
+=================  ============================================================================
+``500``            HTTP 500 (``status: 502`` etc. for another 5xx). ``times: N`` serves it N
+                   times before moving on (default 1), so ``times: 5`` is a persistent outage.
+``429``            HTTP 429 with ``Retry-After: retry_after`` (default 1; a number of seconds
+                   or a string sent verbatim, e.g. an HTTP date). ``times`` as above.
+``stall``          Holds the request ``seconds`` (default 5) and then answers HTTP 504; the
+                   client should have timed out by then. ``times`` as above. ``stop()``
+                   releases stalled requests at once.
+``model_not_found``  HTTP 404 with Ollama's body: model "x" not found, try pulling it first.
+                   ``times`` as above.
+``empty``          200 with content "" and no tool calls.
+``unknown_tool``   A call to ``tool`` (default "nonexistent_tool") with ``args`` (default {}).
+``bad_args``       The calls' ``arguments`` are malformed JSON: ``raw`` if given, else the real
+                   JSON with its closing brace cut off (no lenient parser may guess that).
+``text_call``      No ``tool_calls``: the calls are written in ``content`` the way small local
+                   models do, in ``style`` "tags" (``<tool_call>{...}</tool_call>`` after any
+                   ``say``, default), "fenced" (```json blocks), "bare" (one JSON object per
+                   line), "mistral" (v11 ``[TOOL_CALLS]name[ARGS]{...}``) or "pythonic"
+                   (``[name(arg="v")]``); all but "tags" are the whole reply.
+``no_usage``       The reply omits ``usage``.
+``cut_off``        The reply stops at ``keep`` (default 0.5) of its text with
+                   ``finish_reason: "length"`` (the server's max_tokens reached).
+``refusal``        OpenAI's shape for a safety refusal: ``content`` null, ``refusal`` = ``text``.
+=================  ============================================================================
+
+``bad_args``, ``text_call``, ``no_usage`` and ``cut_off`` modify a turn: either their own (the
+fault turn carries ``say``/``calls``/``answer``), or, when it carries none, the NEXT turn of the
+script, and both are consumed by that one reply. So ``[{fault: bad_args}, {calls: [...]}, {calls:
+[...]}, {answer: ...}]`` serves broken arguments, then the corrected call the loop asked for.
+
+Instead of a list, ``turns`` may be a callable ``(request_body) -> turn`` (sync or async) that
+computes each reply from the request; a modifying fault it returns applies to its own content.
 """
 
 from __future__ import annotations

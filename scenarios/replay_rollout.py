@@ -9,16 +9,13 @@ Modelled on the real controllers (pkg/controller/deployment, statefulset, daemon
   become what their template makes them after ``start_delay`` seconds. Old pods are removed
   only once every new pod is Ready (RollingUpdate never takes the last available pod away), so
   a broken new template leaves the old pods serving and the rollout unfinished.
-- Status follows what `kubectl rollout status` reads (kubectl pkg/polymorphichelpers/
-  rollout_status.go): observedGeneration, replicas, updatedReplicas, readyReplicas,
-  availableReplicas; StatefulSets also currentRevision/updateRevision; DaemonSets the
-  *NumberScheduled counters.
+- Status follows what `kubectl rollout status` reads (scenarios/workload_status.py).
 - A replicas-only change scales the current ReplicaSet (or the StatefulSet's ordinals).
 - What a new pod becomes: Running and Ready when the scenario declares its template fixed (a
   ``remedies`` entry), otherwise the state the workload's existing pods are in (a crashloop
   stays a crashloop) — never kinder than the scenario.
-- A remedy's ``symptoms`` are log lines written live, every ``every``, from server start until
-  the fixed template's rollout completes; then they stop.
+- A remedy's ``symptoms`` stop once the fixed template's rollout completes
+  (scenarios/replay_symptoms.py).
 """
 
 from __future__ import annotations
@@ -27,26 +24,26 @@ import copy
 import hashlib
 import json
 import time
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from scenarios.expand import meta
 from scenarios.expand_pods import pod_status, stable_suffix
-from scenarios.model import ContainerLogs, _workload_pods
-from scenarios.times import fmt, fmt_nano, parse_duration
+from scenarios.model import Scenario
+from scenarios.replay_symptoms import ReplayedPods, Symptoms
+from scenarios.workload_status import (
+    deployment_status,
+    ready,
+    replicaset_status,
+    set_status,
+    state_of,
+)
 
-if TYPE_CHECKING:
-    from scenarios.model import Scenario
 
-
-class ReplayedCluster(Protocol):
+class ReplayedCluster(ReplayedPods, Protocol):
     """What the controllers read and change of the replayed cluster (its ReplayState, in
     scenarios/replay_state.py, which owns a Rollouts: hence a Protocol, not an import)."""
-
-    objects: list[dict[str, Any]]
-    logs: dict[tuple[str, str, str], ContainerLogs]
 
     def find(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
 
@@ -75,32 +72,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
-
-
 def _template_key(template: dict[str, Any]) -> str:
     body = copy.deepcopy(template)
     ((body.get("metadata") or {}).get("labels") or {}).pop(HASH_LABEL, None)
     return json.dumps(body, sort_keys=True)
-
-
-def _state_of(status: dict[str, Any]) -> dict[str, Any]:
-    """The scenario state keys that reproduce an existing container's status."""
-    current = status.get("state") or {}
-    if "waiting" in current:
-        waiting = current["waiting"]
-        if waiting.get("reason") == "CrashLoopBackOff":
-            last = (status.get("lastState") or {}).get("terminated") or {}
-            return {"state": "crashloop", "reason": last.get("reason", "Error"),
-                    "exitCode": last.get("exitCode", 1), "restarts": 1}
-        return {"state": "waiting", "reason": waiting.get("reason", "ContainerCreating"),
-                **({"message": waiting["message"]} if waiting.get("message") else {})}
-    if "terminated" in current:
-        return {"state": "terminated", "reason": current["terminated"].get("reason", "Error"),
-                "exitCode": current["terminated"].get("exitCode", 1)}
-    return {"state": "running", "ready": bool(status.get("ready", True))}
 
 
 class Rollouts:
@@ -112,8 +87,8 @@ class Rollouts:
         self.start_delay = 1.0   # seconds a new pod spends in ContainerCreating
         self.writes: list[Write] = []
         self.started = _now()
-        self.healed_at: dict[int, datetime] = {}
-        self._emitted: dict[tuple[int, str], int] = {}
+        self.symptoms = Symptoms(state, self.remedies, self.started)
+        self.healed_at = self.symptoms.healed_at
         self._pending: list[tuple[float, str, str, list[dict[str, Any]]]] = []
         self._active: set[tuple[str, str, str]] = set()
         self._created = 0
@@ -298,7 +273,7 @@ class Rollouts:
             return [{"state": "running"} for _ in containers]
         statuses = {s["name"]: s for s in (like.get("status") or {}).get("containerStatuses")
                     or []}
-        return [_state_of(statuses[c["name"]]) if c["name"] in statuses
+        return [state_of(statuses[c["name"]]) if c["name"] in statuses
                 else {"state": "running"} for c in containers]
 
     # --- remedies -----------------------------------------------------------------------------
@@ -362,7 +337,7 @@ class Rollouts:
             touched.add(ns)
         for ns in touched:
             self.state._refresh_endpoints(ns)
-        self._symptoms(now)
+        self.symptoms.write(now)
 
     def _settle(self, workload: dict[str, Any], now: datetime) -> bool:
         """Update the workload's status; True once its rollout is complete."""
@@ -374,7 +349,7 @@ class Rollouts:
             rs = self.current_replicaset(workload) or self._newest_replicaset(workload)
             new = self._owned(ns, "ReplicaSet", rs["metadata"]["name"]) if rs else []
             old_sets = [s for s in self._replicasets(workload) if s is not rs]
-            done = len(new) == want and all(_ready(p) for p in new)
+            done = len(new) == want and all(ready(p) for p in new)
             if done:
                 for old in old_sets:
                     gone = self._owned(ns, "ReplicaSet", old["metadata"]["name"])
@@ -386,91 +361,21 @@ class Rollouts:
                                     f"{old['metadata']['name']} to 0 from {len(gone)}")
             every = new + [p for s in old_sets for p in self._owned(ns, "ReplicaSet",
                                                                    s["metadata"]["name"])]
-            ready = sum(_ready(p) for p in every)
-            status.update(observedGeneration=workload["metadata"].get("generation", 1),
-                          replicas=len(every), updatedReplicas=len(new), readyReplicas=ready,
-                          availableReplicas=ready,
-                          unavailableReplicas=max(0, want - ready))
+            deployment_status(status, workload, want, every, new, done,
+                              rs["metadata"]["name"] if rs else "", now)
             for rs_ in [rs, *old_sets]:
                 if rs_ is not None:
-                    pods = self._owned(ns, "ReplicaSet", rs_["metadata"]["name"])
-                    rs_["status"] = {"replicas": len(pods),
-                                     "readyReplicas": sum(_ready(p) for p in pods),
-                                     "availableReplicas": sum(_ready(p) for p in pods),
-                                     "fullyLabeledReplicas": len(pods), "observedGeneration": 1}
-            self._conditions(status, done, rs, now)
+                    rs_["status"] = replicaset_status(
+                        self._owned(ns, "ReplicaSet", rs_["metadata"]["name"]))
         else:
             pods = self._owned(ns, kind, name)
-            ready = sum(_ready(p) for p in pods)
-            count = want if kind == "StatefulSet" else len(pods)
-            done = len(pods) == count and ready == count
-            if kind == "StatefulSet":
-                status.update(observedGeneration=workload["metadata"].get("generation", 1),
-                              replicas=len(pods), readyReplicas=ready, availableReplicas=ready,
-                              updatedReplicas=len(pods), currentReplicas=len(pods))
-                if done:
-                    status["currentRevision"] = status.get("updateRevision", "")
-            else:
-                status.update(observedGeneration=workload["metadata"].get("generation", 1),
-                              desiredNumberScheduled=len(pods), currentNumberScheduled=len(pods),
-                              updatedNumberScheduled=len(pods), numberReady=ready,
-                              numberAvailable=ready, numberMisscheduled=0)
+            done = set_status(kind, status, workload, want, pods)
         self.state._bump(workload)
         if done:
             fixed = self._fixing_remedy(workload)
             if fixed is not None and fixed not in self.healed_at:
                 self.healed_at[fixed] = now
         return done
-
-    def _conditions(self, status: dict[str, Any], done: bool, rs: dict[str, Any] | None,
-                    now: datetime) -> None:
-        rs_name = rs["metadata"]["name"] if rs else ""
-        available = status.get("availableReplicas", 0) >= status.get("replicas", 0) > 0 or done
-        status["conditions"] = [
-            {"type": "Available", "status": "True" if available else "False",
-             "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
-             "message": "Deployment has minimum availability." if available
-             else "Deployment does not have minimum availability.",
-             "lastUpdateTime": fmt(now), "lastTransitionTime": fmt(now)},
-            {"type": "Progressing", "status": "True",
-             "reason": "NewReplicaSetAvailable" if done else "ReplicaSetUpdated",
-             "message": f'ReplicaSet "{rs_name}" has successfully progressed.' if done
-             else f'ReplicaSet "{rs_name}" is progressing.',
-             "lastUpdateTime": fmt(now), "lastTransitionTime": fmt(now)},
-        ]
-
-    def _symptoms(self, now: datetime) -> None:
-        for index, remedy in enumerate(self.remedies):
-            until = self.healed_at.get(index, now)
-            for key, gen in (remedy.get("symptoms") or {}).items():
-                every = parse_duration(str(gen.get("every", "5s"))) or timedelta(seconds=5)
-                done = self._emitted.get((index, key), 0)
-                total = int((until - self.started) / every)
-                if total <= done:
-                    continue
-                self._emitted[(index, key)] = total
-                lines = []
-                for k in range(done + 1, total + 1):
-                    moment = self.started + every * k
-                    template = gen["lines"][(k - 1) % len(gen["lines"])]
-                    seed = hashlib.sha256(f"{key}{k}".encode()).digest()
-                    text = (template.replace("{ts}", fmt_nano(moment))
-                            .replace("{uuid}", str(uuid.UUID(bytes=seed[:16])))
-                            .replace("{n}", str(int.from_bytes(seed[16:18], "big") % 999 + 1))
-                            .replace("{i}", str(k)).replace("{id}", seed[18:22].hex()))
-                    lines.append(f"{fmt_nano(moment)} {text}\n")
-                self._append(key, "".join(lines))
-
-    def _append(self, key: str, text: str) -> None:
-        ns, target, *rest = key.split("/")
-        pods = [p for p in self.state.objects if p["kind"] == "Pod"
-                and p["metadata"].get("namespace") == ns]
-        names = [p["metadata"]["name"] for p in pods]
-        for name in [target] if target in names else _workload_pods(names, target):
-            pod = next(p for p in pods if p["metadata"]["name"] == name)
-            container = rest[0] if rest else pod["spec"]["containers"][0]["name"]
-            entry = self.state.logs.setdefault((ns, name, container), ContainerLogs())
-            entry.current += text
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scenarios.expand import endpoints_for, event_object
+from scenarios.expand_cluster import endpoints_for, event_object
 from scenarios.expand_pods import healthy_copy, stable_suffix, stable_uid
 from scenarios.model import ContainerLogs, Scenario
 from scenarios.times import TIMESTAMP, fmt, parse_timestamp, shift_timestamps

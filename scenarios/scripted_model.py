@@ -6,56 +6,13 @@ one model. Replies have the shape Ollama's and vLLM's OpenAI endpoints use (id, 
 "tool_calls"/"stop", usage with prompt_tokens estimated from the request size). Every parsed
 request body is kept in ``server.requests`` for assertions.
 
-Script turns are plain data so scenario YAML can carry them::
-
-    {say: "optional text", calls: [{tool: get_pods, args: {namespace: shop}}]}
-    {answer: "ROOT CAUSE: ..."}
-    {say: "text only"}                      # also a final answer
-    {fault: NAME, ...options}
-
-A turn is consumed when served; the next request gets the next turn. When the script runs out
-the server answers "script exhausted: ..." (finish_reason "stop") so a runaway loop ends.
-
-Faults (``fault`` may be written as a string or, for "500"/"429", a YAML number):
-
-=================  ============================================================================
-``500``            HTTP 500 (``status: 502`` etc. for another 5xx). ``times: N`` serves it N
-                   times before moving on (default 1), so ``times: 5`` is a persistent outage.
-``429``            HTTP 429 with ``Retry-After: retry_after`` (default 1; a number of seconds
-                   or a string sent verbatim, e.g. an HTTP date). ``times`` as above.
-``stall``          Holds the request ``seconds`` (default 5) and then answers HTTP 504; the
-                   client should have timed out by then. ``times`` as above. ``stop()``
-                   releases stalled requests at once.
-``model_not_found``  HTTP 404 with Ollama's body: model "x" not found, try pulling it first.
-                   ``times`` as above.
-``empty``          200 with content "" and no tool calls.
-``unknown_tool``   A call to ``tool`` (default "nonexistent_tool") with ``args`` (default {}).
-``bad_args``       The calls' ``arguments`` are malformed JSON: ``raw`` if given, else the real
-                   JSON with its closing brace cut off (no lenient parser may guess that).
-``text_call``      No ``tool_calls``: the calls are written in ``content`` the way small local
-                   models do, in ``style`` "tags" (``<tool_call>{...}</tool_call>`` after any
-                   ``say``, default), "fenced" (```json blocks), "bare" (one JSON object per
-                   line), "mistral" (v11 ``[TOOL_CALLS]name[ARGS]{...}``) or "pythonic"
-                   (``[name(arg="v")]``); all but "tags" are the whole reply.
-``no_usage``       The reply omits ``usage``.
-``cut_off``        The reply stops at ``keep`` (default 0.5) of its text with
-                   ``finish_reason: "length"`` (the server's max_tokens reached).
-``refusal``        OpenAI's shape for a safety refusal: ``content`` null, ``refusal`` = ``text``.
-=================  ============================================================================
+The script's format, its turns and faults, is described in ``scenarios.model_script``.
 
 ``flavour`` (see ``scenarios.model_servers``) adds a real server's endpoints, reply shapes,
 errors and context behaviour: Ollama's native ``/api/chat`` and its silent truncation at
 ``num_ctx``, vLLM's ``max_model_len`` and its 400, llama.cpp's ``/props`` and
 ``exceed_context_size_error``, OpenAI's reasoning-model parameter refusals, LM Studio's
 overflow wording.
-
-``bad_args``, ``text_call``, ``no_usage`` and ``cut_off`` modify a turn: either their own (the
-fault turn carries ``say``/``calls``/``answer``), or, when it carries none, the NEXT turn of the
-script, and both are consumed by that one reply. So ``[{fault: bad_args}, {calls: [...]}, {calls:
-[...]}, {answer: ...}]`` serves broken arguments, then the corrected call the loop asked for.
-
-Instead of a list, ``turns`` may be a callable ``(request_body) -> turn`` (sync or async) that
-computes each reply from the request; a modifying fault it returns applies to its own content.
 """
 
 from __future__ import annotations
@@ -63,13 +20,24 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Self
 
 from aiohttp import web
 
 from scenarios import model_servers as servers
+from scenarios.model_replies import (
+    error_response,
+    header_value,
+    llamacpp_props,
+    model_not_found,
+    models_list,
+    ollama_reply,
+    ollama_show,
+    openai_reply,
+    tools_unconfigured,
+    written_turn,
+)
 from scenarios.model_script import (
     EXHAUSTED,
     FAULTS,
@@ -199,16 +167,8 @@ class ScriptedModelServer:
 
     async def _models(self, request: web.Request) -> web.Response:
         self.model_list_requests += 1
-        owner = {"ollama": "library", "vllm": "vllm", "llamacpp": "llamacpp",
-                 "openai": "system", "lmstudio": "organization_owner"}.get(self.flavour, "library")
-        data = []
-        for name in self.served_models:
-            entry: dict[str, Any] = {"id": name, "object": "model", "created": 0,
-                                     "owned_by": owner}
-            if self.flavour == "vllm":  # vllm/entrypoints/openai/protocol.py ModelCard
-                entry.update(root=name, parent=None, max_model_len=self.context_tokens or 32768)
-            data.append(entry)
-        return web.json_response({"object": "list", "data": data})
+        return web.json_response(
+            models_list(self.flavour, self.served_models, self.context_tokens))
 
     async def _ollama_version(self, request: web.Request) -> web.Response:
         return web.json_response({"version": servers.OLLAMA_VERSION})  # server/routes.go
@@ -218,21 +178,10 @@ class ScriptedModelServer:
         name = str(body.get("model") or body.get("name") or "")
         if name not in (self.model, f"{self.model}:latest"):
             return web.json_response({"error": f"model '{name}' not found"}, status=404)
-        # api/types.go ShowResponse: model_info keys are "<architecture>.<field>".
-        return web.json_response({
-            "modelfile": "", "parameters": "", "template": "{{ .Prompt }}",
-            "details": {"family": "qwen2", "parameter_size": "14.8B",
-                        "quantization_level": "Q4_K_M"},
-            "model_info": {"general.architecture": "qwen2",
-                           "qwen2.context_length": self.model_context_length},
-            "capabilities": ["completion", "tools"]})
+        return web.json_response(ollama_show(self.model_context_length))
 
     async def _llamacpp_props(self, request: web.Request) -> web.Response:
-        # tools/server/server.cpp handle_props: n_ctx under default_generation_settings.
-        return web.json_response({"default_generation_settings": {
-            "n_ctx": self.context_tokens or 4096, "params": {}},
-            "total_slots": 1, "model_path": "/models/qwen2.5-14b-instruct-q4_k_m.gguf",
-            "chat_template": "..."})
+        return web.json_response(llamacpp_props(self.context_tokens))
 
     # --- chat -----------------------------------------------------------------------------
 
@@ -243,24 +192,16 @@ class ScriptedModelServer:
             if not isinstance(body, dict):
                 raise ValueError("not an object")
         except ValueError as exc:
-            return _error(400, f"invalid JSON body: {exc}", "invalid_request_error")
+            return error_response(400, f"invalid JSON body: {exc}", "invalid_request_error")
         self.requests.append(body)
         outcome = await self._serve(body, raw, native=False)
         if isinstance(outcome, web.Response):
             return outcome
         message, finish, usage = outcome
         usage = self._uncached(usage, body)
-        reply: dict[str, Any] = {
-            "id": f"chatcmpl-{self._call_counter}", "object": "chat.completion",
-            "created": int(time.time()), "model": str(body.get("model") or self.model),
-            "system_fingerprint": "fp_scripted",
-            "choices": [{"index": 0, "message": servers.shape_message(self.flavour, message),
-                         "finish_reason": finish}],
-        }
-        if usage is not None:
-            reply["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                              "total_tokens": usage[0] + usage[1]}
-        return web.json_response(reply)
+        return web.json_response(openai_reply(
+            self._call_counter, str(body.get("model") or self.model), self.flavour, message,
+            finish, usage))
 
     async def _ollama_chat(self, request: web.Request) -> web.StreamResponse:
         """Ollama's native API (api/types.go ChatRequest/ChatResponse): options.num_ctx,
@@ -277,30 +218,8 @@ class ScriptedModelServer:
             return outcome
         message, finish, usage = outcome
         usage = self._uncached(usage, body)
-        for call in message.get("tool_calls") or []:
-            call.pop("id", None)
-            call.pop("type", None)
-            function = call["function"]
-            try:
-                function["arguments"] = json.loads(function["arguments"])
-            except ValueError:
-                function["arguments"] = {}  # Ollama's own parser would not emit these
-            function["index"] = call.pop("index", 0)
-        message["content"] = message.get("content") or ""
-        prompt, completion = usage or (0, 0)
-        final = {"model": str(body.get("model") or self.model),
-                 "created_at": "2026-12-01T00:00:00Z", "message": message, "done": True,
-                 "done_reason": "length" if finish == "length" else "stop",
-                 "total_duration": 1_000_000, "load_duration": 1000,
-                 "prompt_eval_count": prompt, "prompt_eval_duration": 1000,
-                 "eval_count": completion, "eval_duration": 1000}
-        if body.get("stream", True) is not False:  # the default is a stream of NDJSON chunks
-            lines = [{**final, "message": {**message, "content": ""}, "done": False}, final]
-            for line in lines[:1]:
-                line.pop("done_reason", None)
-            text = "".join(json.dumps(line) + "\n" for line in lines)
-            return web.Response(text=text, content_type="application/x-ndjson")
-        return web.json_response(final)
+        return ollama_reply(str(body.get("model") or self.model), message, finish, usage,
+                            stream=body.get("stream", True) is not False)
 
     def _uncached(self, usage: tuple[int, int] | None, body: dict[str, Any]
                   ) -> tuple[int, int] | None:
@@ -322,7 +241,7 @@ class ScriptedModelServer:
         finish_reason, usage or None) or an error response."""
         requested_model = str(body.get("model") or self.model)
         if self.strict_model and requested_model != self.model:
-            return _model_not_found(requested_model, native, self.flavour)
+            return model_not_found(requested_model, native, self.flavour)
         messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
         tools = body.get("tools") or None
         refused = self._refusal(body, messages, tools, native)
@@ -342,21 +261,21 @@ class ScriptedModelServer:
             return self._message(seen, tools, raw, content=EXHAUSTED)
         fault = modifier.fault if modifier else turn.fault
         if fault == "500":
-            return _error(turn.options.get("status", 500), "scripted fault: internal error")
+            return error_response(turn.options.get("status", 500), "scripted fault: internal error")
         if fault == "429":
             retry_after = turn.options.get("retry_after", 1)
-            response = _error(429, "scripted fault: rate limited", "rate_limit_error")
-            response.headers["Retry-After"] = _header_value(retry_after)
+            response = error_response(429, "scripted fault: rate limited", "rate_limit_error")
+            response.headers["Retry-After"] = header_value(retry_after)
             return response
         if fault == "model_not_found":
-            return _model_not_found(requested_model, native, self.flavour)
+            return model_not_found(requested_model, native, self.flavour)
         if fault == "stall":
             seconds = float(turn.options.get("seconds", 5))
             try:
                 await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
             except TimeoutError:
                 pass
-            return _error(504, f"scripted fault: stalled for {seconds:g}s", "timeout")
+            return error_response(504, f"scripted fault: stalled for {seconds:g}s", "timeout")
         if fault == "empty":
             return self._message(seen, tools, raw, content="")
         if fault == "refusal":  # OpenAI: the reason in `refusal`, content null
@@ -368,7 +287,9 @@ class ScriptedModelServer:
                 args=turn.options.get("args", {}),
             )
             return self._message(seen, tools, raw, calls=[call])
-        return self._render(turn, modifier, seen, tools, raw)
+        content, calls, usage, finish = written_turn(turn, modifier)
+        return self._message(seen, tools, raw, content=content, calls=calls, usage=usage,
+                             finish=finish)
 
     def _refusal(self, body: dict[str, Any], messages: list[dict[str, Any]],
                  tools: Any, native: bool) -> web.Response | None:
@@ -377,19 +298,13 @@ class ScriptedModelServer:
         if unsupported is not None:
             return web.json_response(unsupported, status=400)
         if tools and not self.tools_configured:
-            if self.flavour == "llamacpp":  # server: utils.hpp oaicompat_chat_params_parse
-                return web.json_response({"error": {
-                    "code": 500, "message": "tools param requires --jinja flag",
-                    "type": "server_error"}}, status=500)
-            if self.flavour == "vllm":  # serving_chat.py create_chat_completion
-                return web.json_response({
-                    "object": "error", "message": '"auto" tool choice requires '
-                    "--enable-auto-tool-choice and --tool-call-parser to be set",
-                    "type": "BadRequestError", "param": None, "code": 400}, status=400)
+            refused = tools_unconfigured(self.flavour)
+            if refused is not None:
+                return refused
         if not native:
             invalid = servers.invalid_history(self.flavour, messages)
             if invalid is not None:
-                return _error(400, invalid, "invalid_request_error")
+                return error_response(400, invalid, "invalid_request_error")
         if self.context_tokens and self.flavour not in ("ollama", "generic"):
             prompt = servers.prompt_tokens(messages, tools)
             limit = body.get("max_completion_tokens", body.get("max_tokens"))
@@ -432,34 +347,6 @@ class ScriptedModelServer:
 
     # --- rendering ------------------------------------------------------------------------
 
-    def _render(
-        self, turn: ScriptTurn, modifier: ScriptTurn | None, seen: list[dict[str, Any]],
-        tools: Any, raw: str,
-    ) -> tuple[dict[str, Any], str, tuple[int, int] | None]:
-        fault = modifier.fault if modifier else None
-        calls = list(turn.calls)
-        content = turn.answer if turn.answer is not None else turn.say
-        if turn.answer is not None and turn.say:
-            content = f"{turn.say}\n\n{turn.answer}"
-        if fault == "bad_args":
-            raw_args = modifier.options.get("raw") if modifier else None
-            calls = [
-                ScriptCall(c.tool, raw_args if raw_args is not None else c.arguments_text()[:-1])
-                for c in calls
-            ]
-        if fault == "text_call" and calls:
-            style = modifier.options.get("style", "tags") if modifier else "tags"
-            written = _calls_as_text(calls, style)
-            content = f"{content}\n{written}" if content and style == "tags" else written
-            calls = []
-        finish = None
-        if fault == "cut_off":  # max_tokens reached mid-answer: finish_reason "length"
-            keep = modifier.options.get("keep", 0.5) if modifier else 0.5
-            content = content[: max(1, int(len(content) * keep))]
-            finish = "length"
-        return self._message(seen, tools, raw, content=content, calls=calls,
-                             usage=fault != "no_usage", finish=finish)
-
     def _message(
         self,
         seen: list[dict[str, Any]],
@@ -498,56 +385,3 @@ class ScriptedModelServer:
                 prompt_tokens = min(prompt_tokens, self.num_ctx[-1])
             counts = (prompt_tokens, max(1, len(produced) // 4))
         return message, finish or ("tool_calls" if calls else "stop"), counts
-
-
-def _calls_as_text(calls: list[ScriptCall], style: str) -> str:
-    """Calls written in content, as models without a working tool template do (see
-    ../shared testing notes): Qwen/Hermes tags, fences, bare JSON, mistral v11
-    ``[TOOL_CALLS]name[ARGS]{...}``, pythonic ``[name(arg="v")]``."""
-    if style == "mistral":
-        return "".join(f"[TOOL_CALLS]{c.tool}[ARGS]{c.arguments_text()}" for c in calls)
-    if style == "pythonic":
-        def one(c: ScriptCall) -> str:
-            args = c.args if isinstance(c.args, Mapping) else {}
-            return f"{c.tool}(" + ", ".join(f"{k}={json.dumps(v)}" for k, v in args.items()) + ")"
-        return "[" + ", ".join(one(c) for c in calls) + "]"
-    return "\n".join(_call_as_text(c, style) for c in calls)
-
-
-def _call_as_text(call: ScriptCall, style: str) -> str:
-    arguments: Any = call.args if isinstance(call.args, str) else dict(call.args)
-    obj = json.dumps({"name": call.tool, "arguments": arguments})
-    if style == "fenced":
-        return f"```json\n{obj}\n```"
-    if style == "bare":
-        return obj
-    return f"<tool_call>\n{obj}\n</tool_call>"
-
-
-def _header_value(retry_after: Any) -> str:
-    if isinstance(retry_after, float) and retry_after.is_integer():
-        return str(int(retry_after))
-    return str(retry_after)
-
-
-def _error(status: int, message: str, kind: str = "api_error") -> web.Response:
-    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-    return web.json_response(body, status=status)
-
-
-def _model_not_found(model: str, native: bool = False, flavour: str = "ollama"
-                     ) -> web.Response:
-    if flavour == "vllm":  # vllm/entrypoints/openai/serving_engine.py _check_model
-        return web.json_response({"object": "error", "message": f"The model `{model}` does not "
-                                  "exist.", "type": "NotFoundError", "param": None, "code": 404},
-                                 status=404)
-    if flavour == "openai":  # platform.openai.com/docs/guides/error-codes
-        return web.json_response({"error": {
-            "message": f"The model `{model}` does not exist or you do not have access to it.",
-            "type": "invalid_request_error", "param": None, "code": "model_not_found"}},
-            status=404)
-    # Ollama's exact wording, which the client recognises (native: {"error": "..."}).
-    message = f'model "{model}" not found, try pulling it first'
-    if native:
-        return web.json_response({"error": message}, status=404)
-    return _error(404, message)

@@ -25,10 +25,10 @@ from agent.tools import SUMMARIES
 from bot.bot import BudoBot
 from bot.serve import Serving, open_server
 from budo.config import Settings
+from scenarios.slack_emulator import Message, SlackClientSim, SlackEmulator
 from storage.store import Store
 from tests.fixtures.model import quick_model
 from tests.fixtures.slack import BOT_TOKEN, ONCALL_GROUP, ONCALL_USER, SIGNING_SECRET
-from tests.slack_emulator import Message, SlackClientSim, SlackEmulator
 
 CHANNEL = "C1"
 REQUESTER = "U_ASKER"

@@ -70,7 +70,8 @@ async def act(replay, scripted_model, scenario: str | Path, tool: str, args: dic
     cluster = Cluster.from_kubeconfig(str(server.kubeconfig), namespaces=namespaces)
     async with OpenAIChatModel(model.url, "qwen2.5:14b", max_retries=0) as chat:
         outcome = await run_investigation(
-            "fix it", run_id="r-act", model=chat, tools=build_toolbox(cluster, max_replicas=5),
+            "fix it", run_id="r-act", model=chat,
+            tools=build_toolbox(cluster, max_replicas=5, poll_s=0.05),
             sinks=[trail], approver=approver, namespace="shop",
             budgets=Budgets(verify_timeout=verify_timeout, tool_timeout=tool_timeout))
     assert outcome.status == "succeeded"
@@ -121,12 +122,12 @@ async def test_set_env_shows_the_diff_applies_one_patch_and_verifies(replay, scr
 
 async def test_verification_has_its_own_budget_and_waits_for_ready_pods(replay,
                                                                        scripted_model):
-    # New pods take 1.5 s to start; the per-tool budget is 0.8 s: the PATCH fits in it, the
+    # New pods take 1 s to start; the per-tool budget is 0.5 s: the PATCH fits in it, the
     # watch does not have to, and it must not say "rolled out" before the pods are Ready.
     _, trail, _, finished, _ = await act(replay, scripted_model, "checkout-typo", "set_env",
-                                         CHECKOUT_FIX, start_delay=1.5, tool_timeout=0.8)
+                                         CHECKOUT_FIX, start_delay=1.0, tool_timeout=0.5)
     verified = trail.of("verified")[0]
-    assert verified.ok and verified.duration_s >= 1.4
+    assert verified.ok and verified.duration_s >= 0.9
     assert finished.ok
 
 
@@ -282,9 +283,9 @@ async def test_an_object_changed_after_the_card_is_not_patched(replay, scripted_
 async def test_a_failed_verification_reaches_the_model(replay, scripted_model, scenario, tool,
                                                       args):
     server, trail, _, finished, sent = await act(replay, scripted_model, scenario, tool, args,
-                                                 verify_timeout=1.5)
+                                                 verify_timeout=0.4)
     verified = trail.of("verified")[0]
-    assert not verified.ok and verified.outcome.startswith("not ready after 1.5 s")
+    assert not verified.ok and verified.outcome.startswith("not ready after 0.4 s")
     assert any("CrashLoopBackOff" in d for d in verified.details), verified.details
     assert len(server.state.rollouts.writes) == 1          # it was applied
     assert not finished.ok and "the verification failed" in sent

@@ -10,7 +10,7 @@ import pytest
 from bot import blocks
 from bot.commands import Command, parse_slash, question_from_mention
 from bot.evidence import ToolCallRecord, match_evidence
-from tests.slack_emulator import validate_blocks
+from scenarios.slack_emulator import validate_blocks
 
 HUGE = ("x" * 500 + "\n") * 200  # 100 kB, every field over every limit
 

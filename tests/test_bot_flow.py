@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from scenarios.slack_emulator import validate_blocks
 from tests.bot_harness import CHANNEL, REQUESTER, VERDICT, FakeCluster, running_bot
-from tests.slack_emulator import validate_blocks
 
 QUESTION = "why is checkout returning 500s?"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from agent.protocols import Completion
 from bot.bot import BudoBot
 from bot.serve import open_server
+from scenarios.slack_emulator import SlackClientSim
 from storage.store import Store
 from tests.bot_harness import (
     CHANNEL,
@@ -19,7 +20,6 @@ from tests.bot_harness import (
     running_bot,
 )
 from tests.fixtures.slack import SIGNING_SECRET
-from tests.slack_emulator import SlackClientSim
 
 
 async def test_mention_starts_a_run_and_a_mention_in_its_thread_follows_up(slack, scripted_model,

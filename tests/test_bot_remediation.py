@@ -26,12 +26,12 @@ def real_patches(server) -> list[str]:
 
 async def start(replay, scripted_model, slack, tmp_path: Path, **overrides):
     scenario = load_scenario("checkout-typo")
-    # The load generator's failed checkouts, every 0.3 s instead of 2 s: the test is short.
-    scenario.remedies[0]["symptoms"]["shop/frontend/server"]["every"] = "0.3s"
+    # The load generator's failed checkouts, every 0.1 s instead of 2 s: the test is short.
+    scenario.remedies[0]["symptoms"]["shop/frontend/server"]["every"] = "0.1s"
     server = await replay(scenario)
     server.state.rollouts.start_delay = 0.2
     model = await scripted_model(scenario.script)
-    tools = build_toolbox(Cluster.from_kubeconfig(str(server.kubeconfig)))
+    tools = build_toolbox(Cluster.from_kubeconfig(str(server.kubeconfig)), poll_s=0.05)
     bot = running_bot(slack, model.url, tools, tmp_path, approval_timeout=30.0,
                       verify_timeout=10.0, **overrides)
     return scenario, server, bot
@@ -68,7 +68,7 @@ async def test_approved_set_env_fixes_checkout_and_the_thread_shows_the_rollout(
         shown = json.dumps(card.blocks, ensure_ascii=False)
         assert DIFF in shown and "Now: deployment/checkoutservice in shop: 1/1 ready" in shown
         assert real_patches(server) == []                         # the card came first
-        await asyncio.sleep(0.7)
+        await asyncio.sleep(0.35)
         assert await frontend_errors(server) > before              # checkout still failing
 
         await h.sim.block_action("budo_approve", approval_id, user_id=ONCALL_USER,
@@ -89,7 +89,7 @@ async def test_approved_set_env_fixes_checkout_and_the_thread_shows_the_rollout(
 
         # The fix holds: no new failed checkout once the fixed pods are serving.
         settled = await frontend_errors(server)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.4)
         assert await frontend_errors(server) == settled
         run_id = root.text.split("· run ")[1].split()[0]
         kinds = [e.kind for e in await h.store.events(run_id)]
@@ -149,9 +149,9 @@ async def test_a_failed_verification_is_a_red_line_in_the_thread(slack, scripted
         {"say": "Restart cartservice.", "calls": [{"tool": "rollout_restart", "args": {
             "namespace": "shop", "kind": "deployment", "name": "cartservice"}}]},
         {"answer": "ROOT CAUSE: cartservice runs redis:alpine\nFIX: roll it back"}])
-    tools = build_toolbox(Cluster.from_kubeconfig(str(server.kubeconfig)))
+    tools = build_toolbox(Cluster.from_kubeconfig(str(server.kubeconfig)), poll_s=0.05)
     async with running_bot(slack, model.url, tools, tmp_path, approval_timeout=30.0,
-                           verify_timeout=1.5) as h:
+                           verify_timeout=0.4) as h:
         await h.sim.slash_command("investigate the cart is broken", user_id=REQUESTER)
         root = await h.root_message()
         card = await slack.wait_for(lambda: h.card(root.ts), message="no card")
@@ -159,9 +159,9 @@ async def test_a_failed_verification_is_a_red_line_in_the_thread(slack, scripted
                                  user_id=ONCALL_USER, message_ts=card.ts)
         verdict = await h.top_level("🧭 Verdict", wait_s=20)
         thread = slack.thread(CHANNEL, root.ts)
-        failed = [m for m in thread if m.text.startswith("❌ not ready after 1.5 s")]
+        failed = [m for m in thread if m.text.startswith("❌ not ready after 0.4 s")]
         assert len(failed) == 1 and "CrashLoopBackOff" in json.dumps(failed[0].blocks)
         body = json.dumps(verdict.blocks, ensure_ascii=False)
         assert "❌ rollout restart deployment/cartservice" in body
-        assert "not ready after 1.5 s" in body
+        assert "not ready after 0.4 s" in body
         assert len(server.state.rollouts.writes) == 1

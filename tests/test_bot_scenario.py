@@ -11,8 +11,8 @@ import pytest
 from agent.kube import Cluster
 from agent.tools import build_toolbox
 from scenarios import load_scenario
+from scenarios.slack_emulator import validate_blocks
 from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, running_bot
-from tests.slack_emulator import validate_blocks
 
 SCENARIO = load_scenario("checkout-typo")
 
@@ -26,7 +26,9 @@ async def test_golden_script_threads_the_evidence_and_exports_into_the_thread(
     server = await replay("checkout-typo")
     cluster = Cluster.from_kubeconfig(str(server.kubeconfig))
     model = await scripted_model(SCENARIO.script)
-    async with running_bot(slack, model.url, build_toolbox(cluster), tmp_path) as h:
+    # Nobody answers the set_env card: it expires (approval_timeout) and counts as a denial.
+    async with running_bot(slack, model.url, build_toolbox(cluster), tmp_path,
+                           approval_timeout=0.3) as h:
         await h.sim.slash_command(f"investigate {SCENARIO.question}", user_id=REQUESTER)
         root = await h.root_message()
         run_id = run_id_of(root)

@@ -21,15 +21,15 @@ from typing import Any
 from agent.guards import UNTRUSTED_END
 from agent.kube import Cluster
 from agent.tools import build_toolbox
-from storage.export import export_jsonl, export_markdown
-from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, running_bot
-from tests.fixtures.hostile import (
+from scenarios.hostile import (
     FALSE_POSITIVES,
     HOSTILE_LINE,
     SCRIPT,
     SECRETS,
     hostile_scenario,
 )
+from storage.export import export_jsonl, export_markdown
+from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, running_bot
 from tests.fixtures.slack import ONCALL_GROUP
 
 ANGLED = re.compile(r"<([^<>\n]*)>")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.kube import rbac_reads
+from agent.kinds import rbac_reads
 from budo.config import Settings
 from budo.errors import ConfigError
 from tests.manifest_support import (

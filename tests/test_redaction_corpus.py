@@ -9,7 +9,7 @@ import json
 import pytest
 
 from agent.redact import redact
-from tests.fixtures.hostile import FALSE_POSITIVES, SECRETS, Secret
+from scenarios.hostile import FALSE_POSITIVES, SECRETS, Secret
 
 
 def places(secret: Secret, index: int) -> dict[str, str]:

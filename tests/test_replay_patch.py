@@ -190,7 +190,7 @@ async def test_the_remedy_stops_the_symptoms(replay):
     server = await replay("checkout-typo")
     server.state.rollouts.start_delay = 0.1
     rollouts = server.state.rollouts
-    rollouts.remedies[0]["symptoms"]["shop/frontend/server"]["every"] = "0.2s"
+    rollouts.remedies[0]["symptoms"]["shop/frontend/server"]["every"] = "0.1s"
     api, pods = apps(server), core(server)
     frontend = server.scenario.pod_for("frontend")
 
@@ -199,12 +199,12 @@ async def test_the_remedy_stops_the_symptoms(replay):
                                        since_seconds=seconds)
         return text.count("lookup paymetnservce")
 
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.3)
     assert await errors_since(5) >= 2                       # still failing, live
     rv = (await read(api))["metadata"]["resourceVersion"]
     await asyncio.to_thread(patch, api, set_env("paymentservice:50051", rv), STRATEGIC)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.25)
     before = await errors_since(60)                   # any request lets the replay catch up
     assert 0 in rollouts.healed_at
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(0.35)
     assert await errors_since(60) == before                 # nothing new after the fix rolled out

@@ -16,10 +16,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.protocols import ToolResult, ToolSpec
 from bot import blocks
+from scenarios.slack_emulator import SlackClientSim
 from storage.store import Store
 from tests.bot_harness import CHANNEL, REQUESTER, VERDICT, FakeCluster, running_bot
 from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET
-from tests.slack_emulator import SlackClientSim
 from tests.test_bot_serve import clean_env, run_cli
 from tests.test_readiness import kubeconfig
 

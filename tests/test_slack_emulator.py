@@ -12,8 +12,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from scenarios.slack_emulator import SlackEmulator, sign
 from tests.fixtures.slack import BOT_TOKEN, ONCALL_GROUP, SIGNING_SECRET
-from tests.slack_emulator import SlackEmulator, sign
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from scenarios.slack_emulator import SlackClientSim, SlackEmulator
 from tests.fixtures.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET
-from tests.slack_emulator import SlackClientSim, SlackEmulator
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.toolcalls import parse_arguments, recover_text_calls
+from agent.call_arguments import parse_arguments
+from agent.toolcalls import recover_text_calls
 
 TOOLS = {"get_pods", "get_logs", "describe"}
 

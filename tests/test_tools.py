@@ -288,7 +288,7 @@ async def test_server_error_and_timeout_are_tool_errors(replay: Replay) -> None:
     failed = await get_pods(namespace="shop")
     assert not failed.ok and "failed (500)" in (failed.error or "")
     server.faults.clear()
-    server.faults.delay = 1.0
+    server.faults.delay = 0.6
     slow = await get_pods(namespace="shop")
     assert not slow.ok and "did not answer within 0.3s" in (slow.error or "")
     server.faults.clear()

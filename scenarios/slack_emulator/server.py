@@ -57,6 +57,7 @@ class SlackEmulator:
         self.not_in_channel_users: dict[str, set[str]] = {}
         self._response_contexts: dict[str, ResponseUrlContext] = {}
         self.limits = Limits()
+        self._slow_answers: dict[str, tuple[float, int]] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -146,6 +147,12 @@ class SlackEmulator:
         self.bot_tokens.discard(token)
         self.app_tokens.discard(token)
 
+    def answer_slowly(self, method: str, seconds: float, times: int = 1) -> None:
+        """The next `times` calls of `method` take effect at once (the message is in the
+        channel, clients see it) but their answer reaches the caller `seconds` later: the
+        network and Slack's own latency, during which a person may already click."""
+        self._slow_answers[method] = (seconds, times)
+
     def limit_post_rate(self, per_second: float = 1.0, burst: int = 3,
                         methods: tuple[str, ...] = ("chat.postMessage",)) -> None:
         """Enforce Slack's per-channel posting limit: a call beyond the bucket gets 429."""
@@ -218,6 +225,11 @@ class SlackEmulator:
             answer = await handler(self, public_params)
         except ApiError as err:
             answer = {"ok": False, "error": err.code, **err.extra}
+        seconds, times = self._slow_answers.get(method, (0.0, 0))
+        if times > 0:
+            self._slow_answers[method] = (seconds, times - 1)
+            self.notify()
+            await asyncio.sleep(seconds)
         return self._record(method, public_params, answer)
 
     def _record(self, method: str, params: dict[str, Any], answer: dict[str, Any],

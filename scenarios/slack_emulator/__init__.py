@@ -1,6 +1,6 @@
 """A stateful Slack emulator for tests and benches (no network beyond 127.0.0.1).
 
-    from tests.slack_emulator import SlackEmulator, SlackClientSim, sign
+    from scenarios.slack_emulator import SlackEmulator, SlackClientSim, sign
 
 Modules: server (SlackEmulator: HTTP, recording, inspection), webapi (method handlers),
 blocks (Block Kit validation), state (messages, files, users), socket_mode (websocket hub),

@@ -117,7 +117,7 @@ class SlackClientSim:
                                      "channel_id": channel_id, "is_ephemeral": False}
         if thread_ts:
             container["thread_ts"] = thread_ts
-        payload = {
+        payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(),
                      "team_id": TEAM_ID},
