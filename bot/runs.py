@@ -60,6 +60,7 @@ class ActiveRun:
     interrupting: bool = False
     namespace: str | None = None
     history: list[dict[str, Any]] | None = None
+    began: bool = False  # its task's body runs (a task cancelled before that never would)
 
     @property
     def run_id(self) -> str:
@@ -219,6 +220,7 @@ class RunManager:
     async def _drive(self, active: ActiveRun) -> None:
         thread, namespace, history = active.thread, active.namespace, active.history
         logs.run_id_var.set(thread.run_id)  # every log line of this task names the run
+        active.began = True
         task = asyncio.current_task()
         if active.cancelled_by is not None and task is not None:  # pressed before it started:
             task.cancel()  # the loop's first step ends it as cancelled, recorded and posted
@@ -313,7 +315,8 @@ class RunManager:
         if active.cancelled_by is None:
             active.cancelled_by = user
             await self.store.record(run_id, "cancel_requested", {"user": user}, actor=user)
-            active.task.cancel()
+            if active.began:  # else its first step sees cancelled_by: a task cancelled before
+                active.task.cancel()  # its body runs would end without a terminal event
         return None
 
     async def shutdown(self, grace: float) -> None:
