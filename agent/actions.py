@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.arguments import validate_arguments
+from agent.kinds import ALIASES
 from agent.kube import Cluster
 from agent.kube_write import JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, WorkloadWriter
 from agent.protocols import Obj, Preview, ToolResult, ToolSpec, Verification
@@ -46,11 +47,6 @@ UNDO_KEEP = {"kubectl.kubernetes.io/last-applied-configuration", REVISION,
              "deployment.kubernetes.io/revision-history",
              "deployment.kubernetes.io/desired-replicas",
              "deployment.kubernetes.io/max-replicas", "deprecated.deployment.rollback.to"}
-KIND_ALIASES = {
-    "deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
-    "statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset",
-    "daemonset": "daemonset", "daemonsets": "daemonset", "ds": "daemonset",
-}
 MAX_VALUE = 4096
 
 _NS = {"type": "string"}
@@ -111,7 +107,7 @@ def check_action(tool: str, cluster: Cluster, max_replicas: int, args: dict[str,
     except Forbidden as exc:
         raise ToolArgumentError(f"{tool}: {exc}") from None
     if tool != "rollout_undo":
-        kind = KIND_ALIASES.get(clean["kind"].lower())
+        kind = ALIASES.get(clean["kind"].lower())
         if kind not in KINDS[tool]:
             raise ToolArgumentError(f"{tool}: kind must be one of {', '.join(KINDS[tool])}, "
                                     f"got {clean['kind']!r}")

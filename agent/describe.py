@@ -25,36 +25,11 @@ from agent.render import age, events_text, pod_ready, pod_restarts, pod_status, 
 from agent.survey import config_data, events_for
 from budo.errors import NotFound
 
-KIND_ALIASES: dict[str, str] = {
-    "pod": "pod", "pods": "pod", "po": "pod",
-    "deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
-    "replicaset": "replicaset", "replicasets": "replicaset", "rs": "replicaset",
-    "statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset",
-    "daemonset": "daemonset", "daemonsets": "daemonset", "ds": "daemonset",
-    "service": "service", "services": "service", "svc": "service",
-    "node": "node", "nodes": "node", "no": "node",
-    "configmap": "configmap", "configmaps": "configmap", "cm": "configmap",
-    "job": "job", "jobs": "job", "cronjob": "cronjob", "cronjobs": "cronjob", "cj": "cronjob",
-    "pvc": "pvc", "persistentvolumeclaim": "pvc", "persistentvolumeclaims": "pvc",
-    "pv": "pv", "persistentvolume": "pv", "persistentvolumes": "pv",
-    "storageclass": "storageclass", "storageclasses": "storageclass", "sc": "storageclass",
-    "ingress": "ingress", "ingresses": "ingress", "ing": "ingress",
-    "hpa": "hpa", "horizontalpodautoscaler": "hpa", "horizontalpodautoscalers": "hpa",
-    "pdb": "pdb", "poddisruptionbudget": "pdb", "poddisruptionbudgets": "pdb",
-    "resourcequota": "resourcequota", "resourcequotas": "resourcequota", "quota": "resourcequota",
-    "limitrange": "limitrange", "limitranges": "limitrange", "limits": "limitrange",
-    "networkpolicy": "networkpolicy", "networkpolicies": "networkpolicy",
-    "netpol": "networkpolicy",
-    "serviceaccount": "serviceaccount", "serviceaccounts": "serviceaccount",
-    "sa": "serviceaccount",
-    "endpointslice": "endpointslice", "endpointslices": "endpointslice",
-    "secret": "secret", "secrets": "secret",
-}
-KINDS = ("pod", "deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob",
-         "service", "ingress", "networkpolicy", "endpointslice", "configmap", "secret",
-         "serviceaccount", "pvc", "pv", "storageclass", "hpa", "pdb", "resourcequota",
-         "limitrange", "node")
-CLUSTER_SCOPED = frozenset({"node", "pv", "storageclass"})
+# The kinds describe handles (names a caller may use for them: agent/kinds.py ALIASES).
+DESCRIBABLE = ("pod", "deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob",
+               "service", "ingress", "networkpolicy", "endpointslice", "configmap", "secret",
+               "serviceaccount", "pvc", "pv", "storageclass", "hpa", "pdb", "resourcequota",
+               "limitrange", "node")
 MAX_CHILD_EVENT_READS = 5
 
 

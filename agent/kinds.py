@@ -1,6 +1,7 @@
-"""The Kubernetes kinds the read tools fetch: the client API and method behind each, whether it
-is namespaced, the word a message uses for it, and the RBAC (apiGroup, resource) it needs —
-what manifests/rbac-read.yaml grants (tests/test_manifests.py checks the two agree)."""
+"""The one catalogue of Kubernetes kinds budo reads and acts on: the client API and method
+behind each, whether it is namespaced, the word a message uses for it, the names a person or a
+model may type for it (``ALIASES``), and the RBAC (apiGroup, resource) it needs — what
+manifests/rbac-read.yaml grants (tests/test_manifests.py checks the two agree)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,18 @@ def rbac_reads() -> set[tuple[str, str]]:
 # What a message names: "persistentvolumeclaim 'data'" reads better than "pvc 'data'".
 KIND_WORDS = {"pvc": "persistentvolumeclaim", "pv": "persistentvolume",
               "hpa": "horizontalpodautoscaler", "pdb": "poddisruptionbudget"}
+CLUSTER_SCOPED = frozenset(kind for kind, (_g, _s, namespaced) in KINDS.items() if not namespaced)
+
+# kubectl's short names (``kubectl api-resources``; "quota" and "limits" are its names too).
+SHORT_NAMES = {"pod": ("po",), "deployment": ("deploy",), "replicaset": ("rs",),
+               "statefulset": ("sts",), "daemonset": ("ds",), "service": ("svc",),
+               "node": ("no",), "configmap": ("cm",), "cronjob": ("cj",),
+               "storageclass": ("sc",), "ingress": ("ing",), "resourcequota": ("quota",),
+               "limitrange": ("limits",), "networkpolicy": ("netpol",),
+               "serviceaccount": ("sa",)}
+# Whatever a caller may name a kind (lower case) -> its canonical key of ``KINDS``: the key,
+# its full singular word, its plural resource name and its short names.
+ALIASES: dict[str, str] = {
+    alias: kind for kind in KINDS
+    for alias in (kind, KIND_WORDS.get(kind, kind), RESOURCES[kind], *SHORT_NAMES.get(kind, ()))
+}

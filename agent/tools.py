@@ -21,8 +21,9 @@ from typing import Any
 
 from agent.arguments import ArgumentError, validate_arguments
 from agent.changes import recent_changes
-from agent.describe import CLUSTER_SCOPED, KIND_ALIASES, KINDS, describe
+from agent.describe import DESCRIBABLE, describe
 from agent.events_read import events_about
+from agent.kinds import ALIASES, CLUSTER_SCOPED
 from agent.kube import Cluster
 from agent.logs import MAX_CONTEXT, parse_since, read_logs
 from agent.names import check_scope
@@ -82,7 +83,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "describe": {
         "type": "object",
         "properties": {
-            "kind": {"type": "string", "enum": list(KINDS)},
+            "kind": {"type": "string", "enum": list(DESCRIBABLE)},
             "name": {"type": "string"},
             "namespace": {"type": "string", "description": "Not for node, pv, storageclass."},
         },
@@ -195,10 +196,10 @@ def build_toolbox(cluster: Cluster, max_replicas: int = 50, poll_s: float = 0.5
         return ToolResult(ok=True, output=f"{header}\n{events_text(events)}")
 
     async def describe_tool(kind: str, name: str, namespace: str | None = None) -> ToolResult:
-        canonical = KIND_ALIASES.get(kind.lower().strip())
-        if canonical is None:
+        canonical = ALIASES.get(kind.lower().strip())
+        if canonical not in DESCRIBABLE:
             return ToolResult.failure(f"describe: unknown kind {kind!r}; use one of: "
-                                      f"{', '.join(KINDS)}")
+                                      f"{', '.join(DESCRIBABLE)}")
         if canonical not in CLUSTER_SCOPED and not namespace:
             return ToolResult.failure(f"describe: namespace is required for a {canonical}")
         text, found = await describe(cluster, canonical, name,

@@ -139,6 +139,9 @@ async def test_describe_service_pod_and_node(typo: Tools) -> None:
 async def test_describe_rejects_unknown_kind_and_missing_namespace(typo: Tools) -> None:
     bad = await typo("describe", kind="widget", name="x", namespace="shop")
     assert not bad.ok and "pod, deployment" in (bad.error or "")
+    # A kind the catalogue (agent/kinds.py) reads but describe has no view of: refused alike.
+    unviewed = await typo("describe", kind="endpoints", name="frontend", namespace="shop")
+    assert not unviewed.ok and "unknown kind 'endpoints'" in (unviewed.error or "")
     missing = await typo("describe", kind="deployment", name="checkoutservice")
     assert not missing.ok and "namespace is required" in (missing.error or "")
 
