@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ from bot.bot import BudoBot, unwritable
 from budo import logs
 from budo.config import Settings
 from budo.errors import ConfigError, SlackError
-from budo.signals import catch_stop_signals
+from budo.signals import StopSignals
 from storage.store import Store
 
 log = logging.getLogger("budo.serve")
@@ -178,24 +177,15 @@ async def run(args: argparse.Namespace) -> int:
         # Log lines, not prints: with BUDO_LOG_FORMAT=json every stderr line is JSON.
         log.info("budo serve: %s · health on http://%s:%d/healthz · %d interrupted run(s) "
                  "recovered", serving.mode, args.host, serving.port, len(store.recovered))
-        stop = asyncio.Event()
-        got: list[int] = []
-
-        def on_signal(signum: int) -> None:
-            got.append(signum)
-            stop.set()
-
-        restore = catch_stop_signals(on_signal)
-        try:
-            await stop.wait()
-        finally:
-            bot.stop_accepting()
-            log.info("budo serve: shutting down (%d run(s) in flight, %d queued, %g s grace)",
-                     len(bot.runs.active), bot.runs.queued_count, args.grace)
-            try:  # a second signal during the shutdown changes nothing: it is already bounded
-                await serving.close()
+        with StopSignals() as stop:
+            try:
+                await stop.event.wait()
             finally:
-                restore()
+                bot.stop_accepting()
+                log.info("budo serve: shutting down (%d run(s) in flight, %d queued, %g s grace)",
+                         len(bot.runs.active), bot.runs.queued_count, args.grace)
+                # A second signal during the shutdown changes nothing: it is already bounded.
+                await serving.close()
     finally:
         await store.close()
-    return 130 if got and got[0] == signal.SIGINT else 0  # SIGTERM (Kubernetes): 0
+    return stop.exit_code()  # SIGTERM (Kubernetes): 0

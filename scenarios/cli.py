@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from budo.config import default_state_dir
-from budo.signals import catch_stop_signals
+from budo.signals import StopSignals
 from scenarios.load import bundled_scenarios, load_scenario
 from scenarios.replay import ReplayServer
 
@@ -58,23 +58,11 @@ async def run(args: argparse.Namespace) -> int:
         print(f"budo sandbox: cannot write the kubeconfig {kubeconfig}: {problem} "
               "(--kubeconfig)", file=sys.stderr)
         return 2
-    # Our handlers before anything slow, so a Ctrl-C during start-up is never lost.
-    stop = asyncio.Event()
-    got: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        got.append(signum)
-        stop.set()
-
-    restore = catch_stop_signals(on_signal)
-    try:
-        return await _serve(scenario, args.port, kubeconfig, stop, got)
-    finally:
-        restore()
+    with StopSignals() as stop:  # before anything slow: a Ctrl-C during start-up is never lost
+        return await _serve(scenario, args.port, kubeconfig, stop)
 
 
-async def _serve(scenario: Any, port: int, kubeconfig: Path, stop: asyncio.Event,
-                 got: list[int]) -> int:
+async def _serve(scenario: Any, port: int, kubeconfig: Path, stop: StopSignals) -> int:
     server = ReplayServer(scenario, port=port)
     try:
         await server.start(kubeconfig=kubeconfig)
@@ -86,10 +74,10 @@ async def _serve(scenario: Any, port: int, kubeconfig: Path, stop: asyncio.Event
     task = asyncio.current_task()
     # Interrupted while starting: by our handler, or by asyncio's (it cancels the main task
     # once, and a cancellation that lands inside a library can be swallowed there).
-    if stop.is_set() or (task is not None and task.cancelling()):
+    if stop.event.is_set() or (task is not None and task.cancelling()):
         await server.stop()
         print("budo sandbox: interrupted", file=sys.stderr)
-        return 0 if got and got[0] == signal.SIGTERM else 130
+        return 0 if stop.first == signal.SIGTERM else 130
     config = shlex.quote(str(server.kubeconfig))
     namespace = shlex.quote(scenario.namespace)
     print(f"Serving scenario {scenario.name!r} ({scenario.title}) at {server.url}")
@@ -102,11 +90,11 @@ async def _serve(scenario: Any, port: int, kubeconfig: Path, stop: asyncio.Event
               f"{shlex.quote(scenario.question)}")
     print("Press Ctrl-C to stop.", flush=True)
     try:
-        await stop.wait()
+        await stop.event.wait()
     finally:
         await server.stop()
     print("sandbox stopped", flush=True)
-    return 130 if got and got[0] == signal.SIGINT else 0  # Ctrl-C is 130 everywhere
+    return stop.exit_code()
 
 
 def _unwritable(path: Path) -> str | None:
