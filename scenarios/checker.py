@@ -11,7 +11,7 @@ from typing import Any
 from budo.errors import ScenarioError
 from scenarios.times import parse_duration, parse_time
 
-NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # fullmatch: "name\n" is no name
 
 
 class Checker:
@@ -47,7 +47,7 @@ class Checker:
 
     def name(self, value: Any, path: str) -> str:
         self.text(value, path)
-        if not NAME.match(value) or len(value) > 253:
+        if not NAME.fullmatch(value) or len(value) > 253:
             raise self.fail(path, f"{value!r} is not a valid Kubernetes name (lowercase a-z0-9-.)")
         return str(value)
 

@@ -52,8 +52,10 @@ OPTIMISTIC_LOCK = ("the object has been modified; please apply your changes to t
                    "version and try again")
 WEBHOOK = "policy.budo.replay"
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+# Matched whole (fullmatch): Go's "^…$" ends at the end of the text, Python's "$" also before
+# a final newline, so ``.match`` would take "server\n" that the API server refuses.
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 
 
 def _reply(body: dict[str, Any], code: int = 200) -> web.Response:
@@ -93,7 +95,7 @@ def validate_workload(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[st
     seen: set[str] = set()
     for i, container in enumerate(containers):
         name = str(container.get("name", ""))
-        if not DNS_LABEL.match(name) or len(name) > 63:
+        if not DNS_LABEL.fullmatch(name) or len(name) > 63:
             causes.append((f"{base}[{i}].name", f'Invalid value: "{name}": a lowercase RFC '
                                                 "1123 label must consist of lower case "
                                                 "alphanumeric characters or '-'"))
@@ -105,7 +107,7 @@ def validate_workload(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[st
         for j, env in enumerate(container.get("env") or []):
             where = f"{base}[{i}].env[{j}]"
             env_name = str(env.get("name", ""))
-            if not ENV_NAME.match(env_name):
+            if not ENV_NAME.fullmatch(env_name):
                 causes.append((f"{where}.name", f'Invalid value: "{env_name}": a valid '
                                "environment variable name must consist of alphabetic "
                                "characters, digits, '_', '-', or '.', and must not start with "

@@ -121,6 +121,16 @@ async def test_validation_admission_and_media_type_refusals(replay):
         await asyncio.to_thread(patch, api, bad_env, STRATEGIC, dry_run="All")
     assert invalid.value.status == 422
     assert "spec.template.spec.containers[0].env[" in json.loads(invalid.value.body)["message"]
+    # A trailing newline is no name (Go's "$" is the end of the text, not "before a final \n").
+    for path, value, field in (
+            ("/spec/template/spec/containers/0/name", "server\n", "containers[0].name"),
+            ("/spec/template/spec/containers/0/env/0/name", "PAYMENT_SERVICE_ADDR\n",
+             "containers[0].env[0].name")):
+        with pytest.raises(ApiException) as newline:
+            await asyncio.to_thread(patch, api, [{"op": "replace", "path": path,
+                                                  "value": value}], JSONP, dry_run="All")
+        assert newline.value.status == 422
+        assert field in json.loads(newline.value.body)["message"]
     no_image = {"spec": {"template": {"spec": {"containers": [{"name": "sidecar"}]}}}}
     with pytest.raises(ApiException) as missing:
         await asyncio.to_thread(patch, api, no_image, STRATEGIC, dry_run="All")

@@ -108,6 +108,8 @@ script:
     ("logs:\n  shop/frontend/sidecar: hello\n", "logs.shop/frontend/sidecar",
      "has no container 'sidecar'"),
     ("remove: [Service/shop/nosuch]\n", "remove[0]", "no object"),
+    ('workloads:\n  - {name: "checkoutservice\\n"}\n', "workloads[0].name",
+     "not a valid Kubernetes name"),
 ])
 def test_malformed_workloads_events_logs(tmp_path: Path, body: str, path: str,
                                          problem: str) -> None:
