@@ -15,27 +15,14 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from agent.kube import Cluster
-from agent.loop import Budgets, run_investigation
-from agent.model import OpenAIChatModel
+from agent.loop import Budgets
 from agent.protocols import ApprovalDecision, ApprovalRequest
-from agent.tools import build_toolbox
+from tests.agent_run import run_agent
 
 DATA = Path(__file__).parent / "data"
 CHECKOUT_FIX = {"namespace": "shop", "kind": "deployment", "name": "checkoutservice",
                 "container": "server", "env_name": "PAYMENT_SERVICE_ADDR",
                 "value": "paymentservice:50051"}
-
-
-class Trail:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    async def emit(self, event: Any) -> None:
-        self.events.append(event)
-
-    def of(self, kind: str) -> list[Any]:
-        return [e for e in self.events if e.kind == kind]
 
 
 class Approver:
@@ -66,14 +53,11 @@ async def act(replay, scripted_model, scenario: str | Path, tool: str, args: dic
         approver = Approver(True, lambda _req: on_card(server))
     model = await scripted_model([{"say": "Fixing it.", "calls": [{"tool": tool, "args": args}]},
                                   {"answer": "ROOT CAUSE: see the action\nFIX: done"}])
-    trail, approver = Trail(), approver or Approver()
-    cluster = Cluster.from_kubeconfig(str(server.kubeconfig), namespaces=namespaces)
-    async with OpenAIChatModel(model.url, "qwen2.5:14b", max_retries=0) as chat:
-        outcome = await run_investigation(
-            "fix it", run_id="r-act", model=chat,
-            tools=build_toolbox(cluster, max_replicas=5, poll_s=0.05),
-            sinks=[trail], approver=approver, namespace="shop",
-            budgets=Budgets(verify_timeout=verify_timeout, tool_timeout=tool_timeout))
+    approver = approver or Approver()
+    outcome, trail = await run_agent(
+        server, model.url, "fix it", run_id="r-act", approver=approver, namespace="shop",
+        namespaces=namespaces, toolbox={"max_replicas": 5, "poll_s": 0.05},
+        budgets=Budgets(verify_timeout=verify_timeout, tool_timeout=tool_timeout))
     assert outcome.status == "succeeded"
     finished = trail.of("tool_finished")[0]
     sent_back = next(m for m in model.requests[1]["messages"] if m["role"] == "tool")["content"]

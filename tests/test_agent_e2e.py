@@ -4,33 +4,12 @@ incident."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from agent.guards import UNTRUSTED_END
-from agent.kube import Cluster
-from agent.loop import Budgets, run_investigation
-from agent.model import OpenAIChatModel
-from agent.protocols import ApprovalDecision, ApprovalRequest
-from agent.tools import build_toolbox
+from agent.loop import Budgets
 from scenarios import bundled_scenarios, load_scenario
-
-
-class Trail:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    async def emit(self, event: Any) -> None:
-        self.events.append(event)
-
-    def of(self, kind: str) -> list[Any]:
-        return [e for e in self.events if e.kind == kind]
-
-
-class Deny:
-    async def request(self, req: ApprovalRequest) -> ApprovalDecision:
-        return ApprovalDecision(False, "U_ONCALL", "denied by U_ONCALL")
+from tests.agent_run import Deny, run_agent
 
 
 async def investigate(replay, scripted_model, scenario_name: str, turns=None,
@@ -38,13 +17,9 @@ async def investigate(replay, scripted_model, scenario_name: str, turns=None,
     cluster = await replay(scenario_name)
     scenario = cluster.scenario
     server = await scripted_model(list(turns if turns is not None else scenario.script))
-    trail = Trail()
-    async with OpenAIChatModel(server.url, "qwen2.5:14b", max_retries=0) as model:
-        outcome = await run_investigation(
-            scenario.question, run_id="r-e2e", model=model,
-            tools=build_toolbox(Cluster.from_kubeconfig(str(cluster.kubeconfig))),
-            sinks=[trail], approver=Deny(), budgets=budgets or Budgets(),
-            namespace=scenario.namespace)
+    outcome, trail = await run_agent(cluster, server.url, scenario.question, run_id="r-e2e",
+                                     approver=Deny(), budgets=budgets,
+                                     namespace=scenario.namespace)
     return outcome, trail, cluster, server
 
 

@@ -13,12 +13,9 @@ import random
 import re
 from typing import Any
 
-from agent.kube import Cluster
-from agent.loop import Budgets, run_investigation
-from agent.model import OpenAIChatModel
+from agent.loop import Budgets
 from agent.names import LABEL_MAX, SUBDOMAIN_MAX
-from agent.protocols import ApprovalDecision, ApprovalRequest
-from agent.tools import build_toolbox
+from tests.agent_run import CoinFlipOnCall, run_agent
 
 SCOPE = ("shop",)
 CALLS_PER_TURN = 50
@@ -89,30 +86,6 @@ def generate(pods: list[str], count: int, seed: int = 12) -> list[dict[str, Any]
     return calls
 
 
-class CoinFlipOnCall:
-    """Approves about half of the cards it is shown; remembers every one."""
-
-    def __init__(self, seed: int = 7) -> None:
-        self.rng = random.Random(seed)
-        self.shown: list[ApprovalRequest] = []
-        self.approved: list[tuple[str, str]] = []
-
-    async def request(self, req: ApprovalRequest) -> ApprovalDecision:
-        self.shown.append(req)
-        if self.rng.random() < 0.5:
-            self.approved.append((req.args["namespace"], req.args["pod"]))
-            return ApprovalDecision(True, "U_ONCALL", "approved")
-        return ApprovalDecision(False, "U_ONCALL", "denied")
-
-
-class Trail:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    async def emit(self, event: Any) -> None:
-        self.events.append(event)
-
-
 async def test_fuzzed_delete_calls_never_get_past_the_gate(replay, scripted_model) -> None:
     server = await replay("checkout-typo")
     pods = [o["metadata"]["name"] for o in server.state.objects
@@ -125,18 +98,15 @@ async def test_fuzzed_delete_calls_never_get_past_the_gate(replay, scripted_mode
             c["args"], str) else json.dumps(c["args"])} for c in batch]})
     turns.append({"answer": "ROOT CAUSE: fuzz\nEVIDENCE:\n- none\nFIX: none"})
     model_server = await scripted_model(turns)
-    oncall, trail = CoinFlipOnCall(), Trail()
-    cluster = Cluster.from_kubeconfig(server.kubeconfig, namespaces=SCOPE)
+    oncall = CoinFlipOnCall(seed=7)
     before = len(server.requests)
-    async with OpenAIChatModel(model_server.url, "qwen2.5:14b", max_retries=0) as model:
-        outcome = await run_investigation(
-            "fuzz the gate", run_id="r-fuzz", model=model, tools=build_toolbox(cluster),
-            sinks=[trail], approver=oncall,
-            # context_tokens: 100 results a turn outgrow any real model's context; the
-            # budget would end the run early (answer without tools), which is not under test.
-            budgets=Budgets(max_turns=len(turns) + 2, max_tokens=10**9, run_timeout=600,
-                            tool_output_chars=2000, context_tokens=10**8))
-    cluster.close()
+    outcome, trail = await run_agent(
+        server, model_server.url, "fuzz the gate", run_id="r-fuzz", approver=oncall,
+        namespaces=SCOPE,
+        # context_tokens: 100 results a turn outgrow any real model's context; the
+        # budget would end the run early (answer without tools), which is not under test.
+        budgets=Budgets(max_turns=len(turns) + 2, max_tokens=10**9, run_timeout=600,
+                        tool_output_chars=2000, context_tokens=10**8))
     assert outcome.status == "succeeded", outcome.reason
     requested = [e for e in trail.events if e.kind == "tool_requested"]
     assert len(requested) >= 1000
@@ -158,10 +128,10 @@ async def test_fuzzed_delete_calls_never_get_past_the_gate(replay, scripted_mode
         assert record.method in ("GET", "DELETE"), record
         assert record.query == "", record
     deletes = [r.path.rsplit("/", 1)[1] for r in seen if r.method == "DELETE"]
-    approved = [pod for _, pod in oncall.approved]
+    approved = [req.args["pod"] for req in oncall.approved]
     assert len(deletes) == len(approved) > 0          # 0 DELETEs without an approval
     assert sorted(deletes) == sorted(approved)
-    assert all(ns in SCOPE for ns, _ in oncall.approved)   # 0 DELETEs outside scope
+    assert all(req.args["namespace"] in SCOPE for req in oncall.approved)  # 0 outside scope
     assert {d.name for d in server.deletions} <= set(approved)
     # Invalid names and scope were refused as tool errors the model can act on.
     errors = [e.error or "" for e in trail.events if e.kind == "tool_finished" and not e.ok]

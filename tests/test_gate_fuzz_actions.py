@@ -10,12 +10,9 @@ import random
 import re
 from typing import Any
 
-from agent.kube import Cluster
-from agent.loop import Budgets, run_investigation
-from agent.model import OpenAIChatModel
-from agent.protocols import ApprovalDecision, ApprovalRequest
-from agent.tools import build_toolbox
-from tests.test_gate_fuzz import BAD_NAMES, BAD_NAMESPACES, OUT_OF_SCOPE, Trail
+from agent.loop import Budgets
+from tests.agent_run import CoinFlipOnCall, run_agent
+from tests.test_gate_fuzz import BAD_NAMES, BAD_NAMESPACES, OUT_OF_SCOPE
 
 SCOPE = ("shop",)
 TOOLS = ["rollout_restart", "rollout_undo", "scale", "set_env"]
@@ -56,20 +53,6 @@ def generate(names: list[str], count: int, seed: int = 14) -> list[dict[str, Any
     return calls
 
 
-class CoinFlipOnCall:
-    def __init__(self, seed: int = 3) -> None:
-        self.rng = random.Random(seed)
-        self.shown: list[ApprovalRequest] = []
-        self.approved: list[ApprovalRequest] = []
-
-    async def request(self, req: ApprovalRequest) -> ApprovalDecision:
-        self.shown.append(req)
-        if self.rng.random() < 0.5:
-            self.approved.append(req)
-            return ApprovalDecision(True, "U_ONCALL", "approved")
-        return ApprovalDecision(False, "U_ONCALL", "denied")
-
-
 async def test_fuzzed_remediation_calls_never_get_past_the_gate(replay, scripted_model) -> None:
     server = await replay("checkout-typo")
     names = [o["metadata"]["name"] for o in server.state.objects
@@ -81,19 +64,15 @@ async def test_fuzzed_remediation_calls_never_get_past_the_gate(replay, scripted
                    calls[i:i + 50]]} for i in range(0, len(calls), 50)]
     turns.append({"answer": "ROOT CAUSE: fuzz\nEVIDENCE:\n- none\nFIX: none"})
     model_server = await scripted_model(turns)
-    oncall, trail = CoinFlipOnCall(), Trail()
-    cluster = Cluster.from_kubeconfig(server.kubeconfig, namespaces=SCOPE)
+    oncall = CoinFlipOnCall(seed=3)
     before = len(server.requests)
-    async with OpenAIChatModel(model_server.url, "qwen2.5:14b", max_retries=0) as model:
-        outcome = await run_investigation(
-            "fuzz the actions", run_id="r-fuzz2", model=model, tools=build_toolbox(cluster),
-            sinks=[trail], approver=oncall,
-            # A window for 1000 calls' results: this test is about the gate, and a model that
-            # plays its next call once the tools are taken away gives no answer (a failed run).
-            budgets=Budgets(max_turns=len(turns) + 2, max_tokens=10**9, run_timeout=900,
-                            tool_output_chars=2000, verify_timeout=0.2,
-                            context_tokens=10**6))
-    cluster.close()
+    outcome, _trail = await run_agent(
+        server, model_server.url, "fuzz the actions", run_id="r-fuzz2", approver=oncall,
+        namespaces=SCOPE,
+        # A window for 1000 calls' results: this test is about the gate, and a model that
+        # plays its next call once the tools are taken away gives no answer (a failed run).
+        budgets=Budgets(max_turns=len(turns) + 2, max_tokens=10**9, run_timeout=900,
+                        tool_output_chars=2000, verify_timeout=0.2, context_tokens=10**6))
     assert outcome.status == "succeeded", outcome.reason
     for req in oncall.shown:   # 0 cards for invalid or out-of-scope arguments
         assert req.args["namespace"] == "shop" and req.args["name"] in names, req.args

@@ -13,14 +13,12 @@ from typing import Any
 
 import pytest
 
-from agent.kube import Cluster
-from agent.loop import Budgets, run_investigation
+from agent.loop import Budgets
 from agent.model import OpenAIChatModel
-from agent.protocols import ApprovalDecision, ApprovalRequest
-from agent.tools import build_toolbox
 from budo.console import TerminalSink
 from budo.evaluate import evaluate_one, render_table
 from scenarios import load_scenario
+from tests.agent_run import Deny, run_agent
 
 SCENARIO = load_scenario("checkout-typo")
 QUESTION = SCENARIO.question
@@ -62,36 +60,16 @@ class Forgetful:
         return self.turns[min(step, len(self.turns) - 1)]
 
 
-class Trail:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    async def emit(self, event: Any) -> None:
-        self.events.append(event)
-
-    def of(self, kind: str) -> list[Any]:
-        return [e for e in self.events if e.kind == kind]
-
-
-class Deny:
-    async def request(self, req: ApprovalRequest) -> ApprovalDecision:
-        return ApprovalDecision(False, None, "no human in this test")
-
-
 async def investigate(replay, scripted_model, *, budgets: Budgets | None = None,
                       client: dict[str, Any] | None = None, sinks: list[Any] | None = None,
                       turns: list[dict[str, Any]] | None = None, **server_options: Any):
     cluster = await replay("checkout-typo")
     script = Forgetful(turns or golden_with_unfiltered_log())
     server = await scripted_model(script, **server_options)
-    trail = Trail()
-    async with OpenAIChatModel(server.url, "qwen2.5:14b", max_retries=0, backoff=0.001,
-                               **(client or {})) as model:
-        outcome = await run_investigation(
-            QUESTION, run_id="r-servers", model=model,
-            tools=build_toolbox(Cluster.from_kubeconfig(str(cluster.kubeconfig))),
-            sinks=[trail, *(sinks or [])], approver=Deny(), budgets=budgets or Budgets(),
-            namespace="shop")
+    outcome, trail = await run_agent(
+        cluster, server.url, QUESTION, run_id="r-servers",
+        approver=Deny(None, "no human in this test"), budgets=budgets, sinks=sinks or (),
+        client={"backoff": 0.001, **(client or {})}, namespace="shop")
     return outcome, trail, server, script
 
 
