@@ -106,7 +106,9 @@ async def run_export(args: argparse.Namespace) -> int:
         events = await store.events(run.id)
     text = export_jsonl(events) if args.format == "jsonl" else export_markdown(run, events)
     if args.output in (None, "-"):
-        sys.stdout.write(text)
+        # On a terminal the trail's outside text (log lines, the model's words) is shown, not
+        # obeyed; redirected, the bytes are exactly what -o writes (JSONL re-verifies offline).
+        sys.stdout.write(terminal_safe(text, newlines=True) if sys.stdout.isatty() else text)
         return 0
     write_atomically(Path(args.output), text)
     print(f"wrote {args.output} ({len(events)} events)", file=sys.stderr)

@@ -10,6 +10,7 @@ OSC 8 link or an OSC 52 clipboard write, or fake the approval prompt."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sqlite3
 import sys
@@ -20,10 +21,11 @@ from typing import Any
 import pytest
 import yaml
 
+from agent import ModelReply, RunStarted
 from budo.cli import main
 from budo.console import terminal_safe
-from storage import Store
-from tests.fixtures.store import record_checkout_typo_run
+from storage import AuditSink, Store
+from tests.fixtures.store import MODEL, checkout_typo_events, record_checkout_typo_run
 from tests.test_front_ends import budo, state_env
 
 pytestmark = pytest.mark.slow
@@ -151,6 +153,73 @@ def test_audit_verify_shows_what_an_edited_database_names(store_path, capsys) ->
     out, err = capsys.readouterr()
     assert "BROKEN" in out and "␛[2J" in out and "␛]52;c;eA==␇ was added" in err
     assert obeyed(out + err) == []
+
+
+async def record_hostile_run(db: str) -> str:
+    """The checkout-typo trail with escapes in the question and in the model's words."""
+    async with await Store.open(db) as store:
+        run = await store.start_run(source="terminal", question=QUESTION, channel=None,
+                                    thread_ts=None, requester="U0ONCALL", namespace="shop",
+                                    model=MODEL)
+        sink = AuditSink(store)
+        for event in checkout_typo_events(run.id, run.started_at):
+            if isinstance(event, RunStarted):
+                event = dataclasses.replace(event, question=QUESTION)
+            if isinstance(event, ModelReply):
+                event = dataclasses.replace(event, content=f"{event.content}\n{LINE}")
+            await sink.emit(event)
+        return run.id
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:   # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def export_to_a_tty(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    """`budo export` with a pseudo-terminal as stdout, read while it writes."""
+    master, slave = os.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "budo", "export", *args, env={**os.environ, **env},
+            stdin=asyncio.subprocess.DEVNULL, stdout=slave, stderr=asyncio.subprocess.PIPE)
+        os.close(slave)
+        reading = asyncio.create_task(asyncio.to_thread(_read_all, master))
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
+        out = await asyncio.wait_for(reading, 10)
+    finally:
+        os.close(master)
+    assert not err, err
+    return proc.returncode or 0, out.decode().replace("\r\n", "\n")  # the tty's ONLCR
+
+
+@pytest.mark.parametrize("fmt", ["md", "jsonl"])
+async def test_export_shows_hostile_text_on_a_terminal_and_keeps_it_exact_elsewhere(
+        tmp_path, fmt):
+    db = str(tmp_path / "audit.db")
+    run_id = await record_hostile_run(db)
+    env = state_env(tmp_path)
+    code, shown = await export_to_a_tty(run_id, "--format", fmt, "--db", db, env=env)
+    assert code == 0
+    assert obeyed(shown) == []
+    code, piped, err = await budo("export", run_id, "--format", fmt, "--db", db, env=env)
+    assert code == 0, err
+    written = tmp_path / f"run.{fmt}"
+    code, _, err = await budo("export", run_id, "--format", fmt, "--db", db, "-o",
+                              str(written), env=env)
+    assert code == 0 and err.startswith(f"wrote {written}"), err
+    assert piped == written.read_text()            # redirected: what -o writes, byte for byte
+    if fmt == "md":
+        assert "\x1b[2J" in piped and "␛[2J" in shown and "\\x9b2J" in shown
+        assert terminal_safe(piped, newlines=True) == shown
 
 
 async def test_a_one_line_error_shows_what_it_quotes(tmp_path):
