@@ -196,7 +196,9 @@ class TerminalSink:
         elif isinstance(event, VerdictReached):
             self._verdict(event)
         elif isinstance(event, RunFailed):
-            p(f"  └─ ❌ {self._style('Investigation failed', '1;31')}: {event.reason}")
+            # The reason is the caller's last line (budo investigate's stderr line, the demo's
+            # "✗ no verdict"), which survives a redirected stdout: said once, there.
+            p(f"  └─ ❌ {self._style('Investigation failed', '1;31')}")
             p(self._style(f"     {event.turns} turns · {event.tokens} tokens · "
                           f"{time.monotonic() - self.started:.1f}s", "2"))
         elif isinstance(event, RunCancelled):

@@ -203,4 +203,9 @@ def test_a_refused_connection_is_retried_once_in_the_terminal(tmp_path: Path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     retries = [line for line in result.stderr.splitlines() if "retry" in line]
     assert retries == ["model request failed (connection refused); retry 1/1 in 0.5s"]
+    # The reason once, on the exit line (stdout may be redirected); the trail says it failed.
+    output = result.stdout + result.stderr
+    assert output.count("no model endpoint answers at") == 1, output
+    assert "no model endpoint answers at" in result.stderr.splitlines()[-1]
+    assert "❌ Investigation failed" in result.stdout
     assert time.monotonic() - started < 10   # not 3.5 s of back-off on top of start-up
