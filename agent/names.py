@@ -30,16 +30,25 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "…"
 
 
+def _name_text(tool: str, arg: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ToolArgumentError(f"{tool}: {arg} must be a non-empty name, got {_shown(value)}")
+    return value
+
+
+def _not_valid(tool: str, arg: str, value: str, what: str) -> ToolArgumentError:
+    return ToolArgumentError(f"{tool}: {arg} {_shown(value)} is not a valid {what}")
+
+
 def check_label(tool: str, arg: str, value: Any) -> str:
     """A namespace or container name: a DNS-1123 label (≤ 63, lower-case alphanumerics and
     '-', starting and ending alphanumeric). Returns it; raises ToolArgumentError."""
-    if not isinstance(value, str) or not value:
-        raise ToolArgumentError(f"{tool}: {arg} must be a non-empty name, got {_shown(value)}")
+    value = _name_text(tool, arg, value)
     if len(value) > LABEL_MAX or not _LABEL_RE.fullmatch(value):
-        raise ToolArgumentError(
-            f"{tool}: {arg} {_shown(value)} is not a valid Kubernetes name (a DNS-1123 label: "
-            f"at most {LABEL_MAX} lower-case letters, digits and '-', starting and ending "
-            "with a letter or digit); use list_namespaces or get_pods to find the real name")
+        raise _not_valid(tool, arg, value, "Kubernetes name (a DNS-1123 label: at most "
+                         f"{LABEL_MAX} lower-case letters, digits and '-', starting and ending "
+                         "with a letter or digit); use list_namespaces or get_pods to find the "
+                         "real name")
     return value
 
 
@@ -47,13 +56,11 @@ def check_subdomain(tool: str, arg: str, value: Any,
                     hint: str = "list the real names with get_pods") -> str:
     """An object name such as a pod's: a DNS-1123 subdomain (≤ 253, labels joined by '.').
     '.', '..', '/', '%', upper case, spaces and the empty string are refused."""
-    if not isinstance(value, str) or not value:
-        raise ToolArgumentError(f"{tool}: {arg} must be a non-empty name, got {_shown(value)}")
+    value = _name_text(tool, arg, value)
     if len(value) > SUBDOMAIN_MAX or not _SUBDOMAIN_RE.fullmatch(value):
-        raise ToolArgumentError(
-            f"{tool}: {arg} {_shown(value)} is not a valid Kubernetes object name (a DNS-1123 "
-            f"subdomain: at most {SUBDOMAIN_MAX} lower-case letters, digits, '-' and '.', "
-            f"starting and ending with a letter or digit); {hint}")
+        raise _not_valid(tool, arg, value, "Kubernetes object name (a DNS-1123 subdomain: at "
+                         f"most {SUBDOMAIN_MAX} lower-case letters, digits, '-' and '.', "
+                         f"starting and ending with a letter or digit); {hint}")
     return value
 
 
@@ -68,12 +75,10 @@ def check_env_name(tool: str, arg: str, value: Any) -> str:
     envVarNameFmt, and hasChDirPrefix refuses '.', '..' and a leading '..'). Newer API
     servers may relax this to any printable ASCII but '=' (RelaxedEnvironmentVariableValidation);
     budo keeps the strict rule every server accepts."""
-    if not isinstance(value, str) or not value:
-        raise ToolArgumentError(f"{tool}: {arg} must be a non-empty name, got {_shown(value)}")
+    value = _name_text(tool, arg, value)
     if not _ENV_NAME_RE.fullmatch(value) or value == "." or value.startswith(".."):
-        raise ToolArgumentError(
-            f"{tool}: {arg} {_shown(value)} is not a valid environment variable name "
-            "(letters, digits, '_', '-', '.'; not starting with a digit, not '.' or '..')")
+        raise _not_valid(tool, arg, value, "environment variable name (letters, digits, '_', "
+                         "'-', '.'; not starting with a digit, not '.' or '..')")
     return value
 
 
