@@ -43,25 +43,25 @@ def _not_valid(tool: str, arg: str, value: str, what: str) -> ToolArgumentError:
 def check_label(tool: str, arg: str, value: Any) -> str:
     """A namespace or container name: a DNS-1123 label (≤ 63, lower-case alphanumerics and
     '-', starting and ending alphanumeric). Returns it; raises ToolArgumentError."""
-    value = _name_text(tool, arg, value)
-    if len(value) > LABEL_MAX or not _LABEL_RE.fullmatch(value):
-        raise _not_valid(tool, arg, value, "Kubernetes name (a DNS-1123 label: at most "
+    name = _name_text(tool, arg, value)
+    if len(name) > LABEL_MAX or not _LABEL_RE.fullmatch(name):
+        raise _not_valid(tool, arg, name, "Kubernetes name (a DNS-1123 label: at most "
                          f"{LABEL_MAX} lower-case letters, digits and '-', starting and ending "
                          "with a letter or digit); use list_namespaces or get_pods to find the "
                          "real name")
-    return value
+    return name
 
 
 def check_subdomain(tool: str, arg: str, value: Any,
                     hint: str = "list the real names with get_pods") -> str:
     """An object name such as a pod's: a DNS-1123 subdomain (≤ 253, labels joined by '.').
     '.', '..', '/', '%', upper case, spaces and the empty string are refused."""
-    value = _name_text(tool, arg, value)
-    if len(value) > SUBDOMAIN_MAX or not _SUBDOMAIN_RE.fullmatch(value):
-        raise _not_valid(tool, arg, value, "Kubernetes object name (a DNS-1123 subdomain: at "
+    name = _name_text(tool, arg, value)
+    if len(name) > SUBDOMAIN_MAX or not _SUBDOMAIN_RE.fullmatch(name):
+        raise _not_valid(tool, arg, name, "Kubernetes object name (a DNS-1123 subdomain: at "
                          f"most {SUBDOMAIN_MAX} lower-case letters, digits, '-' and '.', "
                          f"starting and ending with a letter or digit); {hint}")
-    return value
+    return name
 
 
 def check_workload(tool: str, arg: str, value: Any) -> str:
@@ -75,11 +75,11 @@ def check_env_name(tool: str, arg: str, value: Any) -> str:
     envVarNameFmt, and hasChDirPrefix refuses '.', '..' and a leading '..'). Newer API
     servers may relax this to any printable ASCII but '=' (RelaxedEnvironmentVariableValidation);
     budo keeps the strict rule every server accepts."""
-    value = _name_text(tool, arg, value)
-    if not _ENV_NAME_RE.fullmatch(value) or value == "." or value.startswith(".."):
-        raise _not_valid(tool, arg, value, "environment variable name (letters, digits, '_', "
+    name = _name_text(tool, arg, value)
+    if not _ENV_NAME_RE.fullmatch(name) or name == "." or name.startswith(".."):
+        raise _not_valid(tool, arg, name, "environment variable name (letters, digits, '_', "
                          "'-', '.'; not starting with a digit, not '.' or '..')")
-    return value
+    return name
 
 
 def check_object_ref(tool: str, arg: str, value: Any) -> str:
