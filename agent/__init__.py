@@ -48,7 +48,7 @@ from agent.protocols import (
     ToolSpec,
     Usage,
 )
-from agent.text import cut, cut_middle, format_args, labels, one_line
+from agent.text import cut, cut_middle, format_args, labels, one_line, terminal_safe
 
 if TYPE_CHECKING:
     from agent.kube import Cluster
@@ -74,5 +74,5 @@ __all__ = [
     "ToolFinished", "ToolRequested", "ToolResult", "ToolSpec", "Truncated", "Usage",
     "VerdictReached", "VerificationStarted", "Verified", "build_toolbox", "context_notice",
     "cut", "cut_middle", "format_args", "labels", "one_line", "past_conversation",
-    "run_investigation",
+    "run_investigation", "terminal_safe",
 ]

@@ -100,7 +100,7 @@ def _main(argv: list[str], command: str | None) -> int:
     except BudoError as exc:
         if os.environ.get("BUDO_DEBUG"):
             raise
-        from budo.console import terminal_safe  # an error may quote the cluster or the model
+        from agent.text import terminal_safe  # an error may quote the cluster or the model
 
         print(f"budo {args.command}: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2

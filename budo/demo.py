@@ -15,9 +15,10 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from agent import terminal_safe
 from budo import wiring
 from budo.config import Settings
-from budo.console import TerminalSink, terminal_safe
+from budo.console import TerminalSink
 from budo.harness import configured_model_status, replayed_incident, scripted_model
 from budo.terminal import TerminalApprover, investigate
 

@@ -23,10 +23,11 @@ from agent import (
     ToolSpec,
     format_args,
     run_investigation,
+    terminal_safe,
 )
 from budo import wiring
 from budo.config import Settings
-from budo.console import TerminalSink, terminal_safe
+from budo.console import TerminalSink
 
 
 @dataclass

@@ -14,9 +14,8 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent import one_line
+from agent import one_line, terminal_safe
 from budo.config import Settings
-from budo.console import terminal_safe
 from budo.errors import BudoError, StoreError
 from storage.export import export_jsonl, export_markdown
 from storage.store import Store

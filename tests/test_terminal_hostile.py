@@ -21,9 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agent import ModelReply, RunStarted
+from agent import ModelReply, RunStarted, terminal_safe
 from budo.cli import main
-from budo.console import terminal_safe
 from storage import AuditSink, Store
 from tests.fixtures.store import MODEL, checkout_typo_events, record_checkout_typo_run
 from tests.test_front_ends import budo, state_env
