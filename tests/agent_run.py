@@ -5,6 +5,7 @@ tests, so each says only what differs: question, approver, budgets, client optio
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,19 @@ from agent.protocols import ApprovalDecision, ApprovalRequest, Approver
 from agent.tools import build_toolbox
 
 MODEL = "qwen2.5:14b"
+
+
+FUZZ_ANSWER = {"answer": "ROOT CAUSE: fuzz\nEVIDENCE:\n- none\nFIX: none"}
+
+
+def batched_turns(calls: Sequence[dict[str, Any]], per_turn: int = 50) -> list[dict[str, Any]]:
+    """Scripted-model turns playing ``calls`` (``{"tool", "args"}``; args as given when a
+    string, else JSON) ``per_turn`` at a time, then a final answer."""
+    turns: list[dict[str, Any]] = [
+        {"calls": [{"tool": c["tool"], "args": c["args"] if isinstance(c["args"], str)
+                    else json.dumps(c["args"])} for c in calls[i:i + per_turn]]}
+        for i in range(0, len(calls), per_turn)]
+    return [*turns, FUZZ_ANSWER]
 
 
 class Trail:

@@ -42,6 +42,12 @@ FIX: kubectl -n shop set env deploy/checkoutservice PAYMENT_SERVICE_ADDR=payment
 CONFIDENCE: high"""
 
 
+def run_id_of(message: Message | str) -> str:
+    """The run id a root message names ("… · run r-7f3a2c …")."""
+    text = message if isinstance(message, str) else message.text
+    return text.split("· run ")[1].split()[0]
+
+
 @dataclass
 class FakeCluster:
     """In-process tools for tests that do not need the replay cluster."""

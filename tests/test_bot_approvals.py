@@ -14,6 +14,7 @@ from tests.bot_harness import (
     VERDICT,
     FakeCluster,
     Harness,
+    run_id_of,
     running_bot,
 )
 
@@ -81,7 +82,7 @@ async def test_only_on_call_approves_and_approval_deletes_the_pod(slack, scripte
         assert "Nothing changed" in await ephemeral_for(h, REQUESTER)
         assert cluster.deletions == []
         assert slack.message(CHANNEL, card.ts).blocks == card.blocks
-        run_id = root.text.split("· run ")[1].split()[0]
+        run_id = run_id_of(root)
         refused = [e for e in await h.store.events(run_id) if e.kind == "approval_refused"]
         assert [e.actor for e in refused] == [BYSTANDER, REQUESTER]
 
@@ -152,7 +153,7 @@ async def test_cancel_stops_the_run_and_says_so(slack, scripted_model, tmp_path:
     async with running_bot(slack, model.url, FakeCluster().tools(), tmp_path) as h:
         await h.sim.slash_command("investigate checkout is down", user_id=REQUESTER)
         root = await h.root_message()
-        run_id = root.text.split("· run ")[1].split()[0]
+        run_id = run_id_of(root)
         await slack.wait_for(lambda: len(model.requests) == 2, message="model not asked twice")
 
         await h.sim.block_action("budo_cancel", run_id, user_id=BYSTANDER, message_ts=root.ts)
@@ -180,7 +181,7 @@ async def test_shutdown_interrupts_and_a_click_after_restart_changes_nothing(
     async with running_bot(slack, model.url, cluster.tools(), tmp_path,
                            approval_timeout=30.0) as h:
         root, card = await start_and_wait_for_card(h)
-        run_id = root.text.split("· run ")[1].split()[0]
+        run_id = run_id_of(root)
     # Leaving the block stopped the bot with a 0.5 s grace: the run was interrupted.
     interrupted = [m for m in slack.channel_messages(CHANNEL)
                    if m.text.startswith("⚠️ Investigation interrupted")]
@@ -202,7 +203,7 @@ async def test_a_click_counts_only_from_its_own_card(slack, scripted_model, tmp_
                            approval_timeout=30.0) as h:
         slack.add_channel("C_OTHER", "elsewhere")
         root, card = await start_and_wait_for_card(h)
-        run_id = root.text.split("· run ")[1].split()[0]
+        run_id = run_id_of(root)
         # The right approval id, pressed on another message and from another channel.
         await h.sim.block_action("budo_approve", card.approval_id, user_id=ONCALL_USER,
                                  channel_id=CHANNEL, message_ts=root.ts)

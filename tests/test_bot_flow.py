@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from scenarios.slack_emulator import validate_blocks
-from tests.bot_harness import CHANNEL, REQUESTER, VERDICT, FakeCluster, running_bot
+from tests.bot_harness import CHANNEL, REQUESTER, VERDICT, FakeCluster, run_id_of, running_bot
 
 QUESTION = "why is checkout returning 500s?"
 
@@ -31,7 +31,7 @@ async def test_investigate_posts_root_thread_trail_and_top_level_verdict(slack, 
 
         root = await h.root_message()
         assert QUESTION in root.text and f"<@{REQUESTER}>" in root.text
-        run_id = root.text.split("· run ")[1].split()[0]
+        run_id = run_id_of(root)
         verdict = await h.top_level("🧭 Verdict")
         await h.run_finished(run_id)
 

@@ -17,6 +17,7 @@ from tests.bot_harness import (
     VERDICT,
     FakeCluster,
     bot_settings,
+    run_id_of,
     running_bot,
 )
 from tests.fixtures.slack import SIGNING_SECRET
@@ -33,7 +34,7 @@ async def test_mention_starts_a_run_and_a_mention_in_its_thread_follows_up(slack
         await h.sim.app_mention("<@U0BOT> why is checkout failing?", user=REQUESTER)
         root = await h.root_message()
         assert "why is checkout failing?" in root.text and "<@U0BOT>" not in root.text
-        first_run = root.text.split("· run ")[1].split()[0]
+        first_run = run_id_of(root)
         await h.top_level("🧭 Verdict")
         await h.run_finished(first_run)
 
@@ -41,7 +42,7 @@ async def test_mention_starts_a_run_and_a_mention_in_its_thread_follows_up(slack
                                 thread_ts=root.ts)
         follow_up = await slack.wait_for(lambda: [m for m in slack.thread(CHANNEL, root.ts)
                                                   if m.text.startswith("🔍 Investigating: and")])
-        second_run = follow_up[0].text.split("· run ")[1].split()[0]
+        second_run = run_id_of(follow_up[0])
         assert second_run != first_run
         await slack.wait_for(lambda: len([m for m in slack.channel_messages(CHANNEL)
                                           if m.text.startswith("🧭 Verdict")]) == 2)
@@ -62,7 +63,7 @@ async def test_a_second_question_in_a_running_thread_gets_a_pointer(slack, scrip
     async with running_bot(slack, model.url, FakeCluster().tools(), tmp_path) as h:
         await h.sim.app_mention("<@U0BOT> checkout is down", user=REQUESTER)
         root = await h.root_message()
-        run_id = root.text.split("· run ")[1].split()[0]
+        run_id = run_id_of(root)
         await h.sim.app_mention("<@U0BOT> also payments?", user="U_OTHER", thread_ts=root.ts)
         pointer = await slack.wait_for(lambda: slack.ephemerals(CHANNEL, "U_OTHER"))
         assert run_id in pointer[0].text and "already running" in pointer[0].text
@@ -78,7 +79,7 @@ async def test_model_unreachable_is_reported_in_the_channel(slack, tmp_path: Pat
         root = await h.root_message()
         failed = await h.top_level("❌ Investigation failed", wait_s=15)
         assert "unreachable" in failed.text.lower() or "connect" in failed.text.lower()
-        run_id = root.text.split("· run ")[1].split()[0]
+        run_id = run_id_of(root)
         await h.run_finished(run_id)
         assert (await h.store.get_run(run_id)).status == "failed"
         assert "failed" in slack.message(CHANNEL, root.ts).text

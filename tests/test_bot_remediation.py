@@ -14,7 +14,7 @@ from agent.kube import Cluster
 from agent.tools import build_toolbox
 from bot.blocks import approval_card, verification_message
 from scenarios import load_scenario
-from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, running_bot
+from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, run_id_of, running_bot
 
 DIFF = "env PAYMENT_SERVICE_ADDR: paymetnservce:50051 → paymentservice:50051"
 SYMPTOM = "lookup paymetnservce"
@@ -91,7 +91,7 @@ async def test_approved_set_env_fixes_checkout_and_the_thread_shows_the_rollout(
         settled = await frontend_errors(server)
         await asyncio.sleep(0.4)
         assert await frontend_errors(server) == settled
-        run_id = root.text.split("· run ")[1].split()[0]
+        run_id = run_id_of(root)
         kinds = [e.kind for e in await h.store.events(run_id)]
         assert "verified" in kinds and kinds.index("verified") < kinds.index("verdict")
 

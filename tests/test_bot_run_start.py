@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.bot_harness import BYSTANDER, CHANNEL, REQUESTER, VERDICT, FakeCluster, running_bot
-
-
-def run_id_of(text: str) -> str:
-    return text.split("· run ")[1].split()[0]
+from tests.bot_harness import (
+    BYSTANDER,
+    CHANNEL,
+    REQUESTER,
+    VERDICT,
+    FakeCluster,
+    run_id_of,
+    running_bot,
+)
 
 
 async def test_a_cancel_pressed_before_slack_answers_the_root_post_cancels_the_run(

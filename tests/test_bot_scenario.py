@@ -12,13 +12,9 @@ from agent.kube import Cluster
 from agent.tools import build_toolbox
 from scenarios import load_scenario
 from scenarios.slack_emulator import validate_blocks
-from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, running_bot
+from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, run_id_of, running_bot
 
 SCENARIO = load_scenario("checkout-typo")
-
-
-def run_id_of(root) -> str:
-    return root.text.split("· run ")[1].split()[0]
 
 
 async def test_golden_script_threads_the_evidence_and_exports_into_the_thread(

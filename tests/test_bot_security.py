@@ -12,7 +12,15 @@ import pytest
 
 from agent.kube import Cluster
 from agent.tools import build_toolbox
-from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, VERDICT, FakeCluster, running_bot
+from tests.bot_harness import (
+    CHANNEL,
+    ONCALL_USER,
+    REQUESTER,
+    VERDICT,
+    FakeCluster,
+    run_id_of,
+    running_bot,
+)
 
 OTHER = "C_OTHER"
 ANSWER = [{"answer": VERDICT}]
@@ -30,7 +38,7 @@ async def test_exports_and_listings_stay_in_their_channel(slack, scripted_model,
     async with running_bot(slack, model.url, FakeCluster().tools(), tmp_path) as h:
         await h.sim.slash_command("investigate checkout is down", user_id=REQUESTER)
         root = await h.root_message()
-        run_id = root.text.split("· run ")[1].split()[0]
+        run_id = run_id_of(root)
         await h.top_level("🧭 Verdict")
         await h.run_finished(run_id)
         terminal = await h.store.start_run(source="terminal", question="local secret run")
@@ -172,7 +180,7 @@ async def test_the_final_audit_hash_is_posted_in_the_thread_and_the_export(
     async with running_bot(slack, model.url, FakeCluster().tools(), tmp_path) as h:
         await h.sim.slash_command("investigate checkout is down", user_id=REQUESTER)
         root = await h.root_message()
-        run_id = root.text.split("· run ")[1].split()[0]
+        run_id = run_id_of(root)
         await h.top_level("🧭 Verdict")
         await h.run_finished(run_id)
         posted = next(m for m in slack.thread(CHANNEL, root.ts)

@@ -8,14 +8,13 @@ may be deleted, nothing else, and nothing invalid or out of scope may ever reach
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from typing import Any
 
 from agent.loop import Budgets
 from agent.names import LABEL_MAX, SUBDOMAIN_MAX
-from tests.agent_run import CoinFlipOnCall, run_agent
+from tests.agent_run import CoinFlipOnCall, batched_turns, run_agent
 
 SCOPE = ("shop",)
 CALLS_PER_TURN = 50
@@ -91,12 +90,7 @@ async def test_fuzzed_delete_calls_never_get_past_the_gate(replay, scripted_mode
     pods = [o["metadata"]["name"] for o in server.state.objects
             if o["kind"] == "Pod" and o["metadata"].get("namespace") == "shop"]
     calls = generate(pods, 1200)
-    turns: list[dict[str, Any]] = []
-    for start in range(0, len(calls), CALLS_PER_TURN):
-        batch = calls[start:start + CALLS_PER_TURN]
-        turns.append({"calls": [{"tool": c["tool"], "args": c["args"] if isinstance(
-            c["args"], str) else json.dumps(c["args"])} for c in batch]})
-    turns.append({"answer": "ROOT CAUSE: fuzz\nEVIDENCE:\n- none\nFIX: none"})
+    turns = batched_turns(calls, CALLS_PER_TURN)
     model_server = await scripted_model(turns)
     oncall = CoinFlipOnCall(seed=7)
     before = len(server.requests)

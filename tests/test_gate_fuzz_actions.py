@@ -5,13 +5,12 @@ workload in scope; a real write happens only after an approval, for that workloa
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from typing import Any
 
 from agent.loop import Budgets
-from tests.agent_run import CoinFlipOnCall, run_agent
+from tests.agent_run import CoinFlipOnCall, batched_turns, run_agent
 from tests.test_gate_fuzz import BAD_NAMES, BAD_NAMESPACES, OUT_OF_SCOPE
 
 SCOPE = ("shop",)
@@ -59,10 +58,7 @@ async def test_fuzzed_remediation_calls_never_get_past_the_gate(replay, scripted
              if o["kind"] in ("Deployment", "StatefulSet")
              and o["metadata"].get("namespace") == "shop"]
     calls = generate(names, 1000)
-    turns: list[dict[str, Any]] = [
-        {"calls": [{"tool": c["tool"], "args": json.dumps(c["args"])} for c in
-                   calls[i:i + 50]]} for i in range(0, len(calls), 50)]
-    turns.append({"answer": "ROOT CAUSE: fuzz\nEVIDENCE:\n- none\nFIX: none"})
+    turns = batched_turns(calls, 50)
     model_server = await scripted_model(turns)
     oncall = CoinFlipOnCall(seed=3)
     before = len(server.requests)

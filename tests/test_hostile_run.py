@@ -29,7 +29,7 @@ from scenarios.hostile import (
     hostile_scenario,
 )
 from storage.export import export_jsonl, export_markdown
-from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, running_bot
+from tests.bot_harness import CHANNEL, ONCALL_USER, REQUESTER, run_id_of, running_bot
 from tests.fixtures.slack import ONCALL_GROUP
 
 ANGLED = re.compile(r"<([^<>\n]*)>")
@@ -78,7 +78,7 @@ async def test_hostile_cluster_data_neither_pings_nor_leaks(slack, scripted_mode
                            approval_timeout=30.0) as h:
         await h.sim.slash_command(f"investigate {HOSTILE_LINE}", user_id=REQUESTER)
         root = await h.root_message()
-        run_id = root.text.split("· run ")[1].split()[0]
+        run_id = run_id_of(root)
         card = await slack.wait_for(lambda: h.card(root.ts), timeout=15,
                                     message="no approval card")
         value = next(e["value"] for b in card.blocks if b["type"] == "actions"

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from budo import logs
-from tests.bot_harness import CHANNEL, ONCALL_USER, FakeCluster, running_bot
+from tests.bot_harness import CHANNEL, ONCALL_USER, FakeCluster, run_id_of, running_bot
 from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET
 from tests.test_bot_approvals import DELETE_SCRIPT, click, start_and_wait_for_card
 from tests.test_bot_serve import ROOT, clean_env, run_cli
@@ -48,7 +48,7 @@ async def test_metrics_after_an_approved_run(slack, scripted_model, tmp_path: Pa
     try:
         async with running_bot(slack, model.url, FakeCluster().tools(), tmp_path) as h:
             root, card = await start_and_wait_for_card(h)
-            run_id = root.text.split("· run ")[1].split()[0]
+            run_id = run_id_of(root)
             await click(h, "budo_approve", card, ONCALL_USER)
             await h.run_finished(run_id)
             content_type, text = await scrape(h.serving.port)

@@ -235,7 +235,7 @@ async def test_eval_counts_compactions_nudges_and_truncations(scripted_model):
 
 
 async def test_compaction_is_posted_in_the_slack_thread(slack, scripted_model, tmp_path):
-    from tests.bot_harness import CHANNEL, VERDICT, FakeCluster, running_bot
+    from tests.bot_harness import CHANNEL, VERDICT, FakeCluster, run_id_of, running_bot
 
     model = await scripted_model([
         {"calls": [{"tool": "get_pods", "args": {"namespace": "shop"}}]},
@@ -249,7 +249,7 @@ async def test_compaction_is_posted_in_the_slack_thread(slack, scripted_model, t
                            context_tokens=2048) as h:
         await h.sim.slash_command("investigate checkout is failing")
         root = await h.root_message()
-        run_id = root.text.split("· run ")[1].split()[0]
+        run_id = run_id_of(root)
         await h.top_level("🧭 Verdict")
         await h.run_finished(run_id)
         texts = [m.text for m in slack.thread(CHANNEL, root.ts)]

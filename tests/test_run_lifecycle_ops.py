@@ -18,7 +18,7 @@ from agent.protocols import ToolResult, ToolSpec
 from bot import blocks
 from scenarios.slack_emulator import SlackClientSim
 from storage.store import Store
-from tests.bot_harness import CHANNEL, REQUESTER, VERDICT, FakeCluster, running_bot
+from tests.bot_harness import CHANNEL, REQUESTER, VERDICT, FakeCluster, run_id_of, running_bot
 from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET
 from tests.test_bot_serve import clean_env, run_cli
 from tests.test_readiness import kubeconfig
@@ -39,10 +39,6 @@ async def ask(h, count: int, channel: str = CHANNEL) -> list:
                                   channel_id=channel)
         roots.append(await h.root_message(i))
     return roots
-
-
-def run_id_of(root) -> str:
-    return root.text.split("· run ")[1].split()[0]
 
 
 async def test_runs_beyond_the_cap_queue_are_told_their_place_and_start_in_order(

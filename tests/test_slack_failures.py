@@ -12,7 +12,7 @@ import pytest
 from bot.poster import SlackPoster, make_web_client
 from budo.config import Settings
 from budo.errors import SlackError
-from tests.bot_harness import CHANNEL, REQUESTER, VERDICT, FakeCluster, running_bot
+from tests.bot_harness import CHANNEL, REQUESTER, VERDICT, FakeCluster, run_id_of, running_bot
 from tests.fixtures.slack import BOT_TOKEN
 
 
@@ -68,7 +68,7 @@ def _verdict_post(params: dict) -> bool:
 async def _run_to_the_end(h, slack) -> tuple[str, object]:
     await h.sim.slash_command("investigate why is checkout failing?", user_id=REQUESTER)
     root = await h.root_message()
-    run_id = root.text.split("· run ")[1].split()[0]
+    run_id = run_id_of(root)
     for _ in range(200):  # the run ends (the audit says so), then leaves the active set
         if (await h.store.get_run(run_id)).status != "running":
             break
