@@ -164,6 +164,22 @@ def test_stuck_rollout_and_failed_create_name_the_denial() -> None:
     assert "exceeded quota" in text and "a ResourceQuota is exhausted" in text
 
 
+def test_statefulset_and_daemonset_failed_create_name_the_denial() -> None:
+    denied = ('pods "db-0" is forbidden: violates PodSecurity "restricted:latest": '
+              'privileged (container "db" must not set securityContext.privileged=true)')
+    events = EventIndex([{"involvedObject": {"kind": kind, "name": "db"},
+                          "reason": "FailedCreate", "message": denied}
+                         for kind in ("StatefulSet", "DaemonSet")])
+    sts = {"metadata": {"name": "db"}, "spec": {"replicas": 1}, "status": {}}
+    ds = {"metadata": {"name": "db"}, "status": {"desiredNumberScheduled": 2}}
+    for found, kind in ((workloads.statefulset_findings(sts, events), "statefulset"),
+                        (workloads.daemonset_findings(ds, events), "daemonset")):
+        assert found[0].startswith(f"{kind} db cannot create pods (FailedCreate): pods ")
+        assert found[0].endswith("— Pod Security admission denied it")
+        assert found[0].severity == CRITICAL and len(found) == 2   # and short of ready
+    assert workloads.statefulset_findings(sts)[0].startswith("statefulset db has 0/1")
+
+
 def test_jobs_and_cronjobs() -> None:
     job = {"metadata": {"name": "export-1", "ownerReferences": [
         {"kind": "CronJob", "name": "export", "controller": True}],

@@ -78,11 +78,18 @@ def replicaset_findings(rs: Obj, events: EventIndex | None = None) -> list[Findi
     name = name_of(rs)
     failure = _conditions(rs).get("ReplicaFailure", {})
     message = one_line(failure.get("message"), 400) if failure.get("status") == "True" else ""
-    if not message and events is not None:
-        message = events.message(name, "FailedCreate")
+    return _cannot_create("replicaset", name, message or _failed_create(events, name))
+
+
+def _failed_create(events: EventIndex | None, name: str) -> str:
+    return events.message(name, "FailedCreate") if events is not None else ""
+
+
+def _cannot_create(kind: str, name: str, message: str) -> list[Finding]:
+    """The controller's FailedCreate, with which kind of denial its message names."""
     if not message:
         return []
-    return [Finding(f"replicaset {name} cannot create pods (FailedCreate): {message}"
+    return [Finding(f"{kind} {name} cannot create pods (FailedCreate): {message}"
                     + _denial_kind(message), CRITICAL)]
 
 
@@ -106,12 +113,7 @@ def statefulset_findings(sts: Obj, events: EventIndex | None = None) -> list[Fin
     spec, status = sts.get("spec") or {}, sts.get("status") or {}
     desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
     ready = int(status.get("readyReplicas") or 0)
-    found: list[Finding] = []
-    if events is not None:
-        message = events.message(name, "FailedCreate")
-        if message:
-            found.append(Finding(f"statefulset {name} cannot create pods (FailedCreate): "
-                                 f"{message}{_denial_kind(message)}", CRITICAL))
+    found = _cannot_create("statefulset", name, _failed_create(events, name))
     if ready < desired:
         rollout = ""
         if status.get("updateRevision") and status.get("currentRevision") != \
@@ -130,12 +132,7 @@ def daemonset_findings(ds: Obj, events: EventIndex | None = None) -> list[Findin
     status = ds.get("status") or {}
     desired = int(status.get("desiredNumberScheduled") or 0)
     ready = int(status.get("numberReady") or 0)
-    found: list[Finding] = []
-    if events is not None:
-        message = events.message(name, "FailedCreate")
-        if message:
-            found.append(Finding(f"daemonset {name} cannot create pods (FailedCreate): "
-                                 f"{message}{_denial_kind(message)}", CRITICAL))
+    found = _cannot_create("daemonset", name, _failed_create(events, name))
     if ready < desired:
         found.append(Finding(f"daemonset {name} has {ready}/{desired} pods ready "
                              f"({status.get('numberUnavailable', desired - ready)} unavailable)",
