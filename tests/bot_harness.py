@@ -42,10 +42,9 @@ FIX: kubectl -n shop set env deploy/checkoutservice PAYMENT_SERVICE_ADDR=payment
 CONFIDENCE: high"""
 
 
-def run_id_of(message: Message | str) -> str:
+def run_id_of(message: Message) -> str:
     """The run id a root message names ("… · run r-7f3a2c …")."""
-    text = message if isinstance(message, str) else message.text
-    return text.split("· run ")[1].split()[0]
+    return message.text.split("· run ")[1].split()[0]
 
 
 @dataclass

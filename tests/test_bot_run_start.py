@@ -24,7 +24,7 @@ async def test_a_cancel_pressed_before_slack_answers_the_root_post_cancels_the_r
         slack.answer_slowly("chat.postMessage", 0.25)
         await h.sim.slash_command("investigate checkout is down", user_id=REQUESTER)
         root = await h.root_message()
-        run_id = run_id_of(root.text)
+        run_id = run_id_of(root)
         assert not slack.calls_to("chat.postMessage")  # Slack has not answered budo yet
 
         await h.sim.block_action("budo_cancel", run_id, user_id=REQUESTER, message_ts=root.ts)
@@ -50,7 +50,7 @@ async def test_a_bystander_cannot_cancel_a_starting_run(slack, scripted_model, t
         slack.answer_slowly("chat.postMessage", 0.25)
         await h.sim.slash_command("investigate checkout is down", user_id=REQUESTER)
         root = await h.root_message()
-        run_id = run_id_of(root.text)
+        run_id = run_id_of(root)
         await h.sim.block_action("budo_cancel", run_id, user_id=BYSTANDER, message_ts=root.ts)
         refusal = await slack.wait_for(lambda: slack.ephemerals(CHANNEL, BYSTANDER),
                                        message="no answer to the bystander")

@@ -12,7 +12,8 @@ from agent.kube import Cluster
 from agent.loop import Budgets, run_investigation
 from agent.model import OpenAIChatModel
 from agent.tools import build_toolbox
-from tests.test_model_servers import SCENARIO, Deny, Trail, assert_right_verdict
+from tests.agent_run import Deny, Trail
+from tests.test_model_servers import SCENARIO, assert_right_verdict
 
 SERVERS = {
     "ollama-native": {"flavour": "ollama", "context_tokens": 4096},
@@ -34,7 +35,8 @@ async def golden(replay, scripted_model, options):
         outcome = await run_investigation(
             SCENARIO.question, run_id="r-conf", model=model,
             tools=build_toolbox(Cluster.from_kubeconfig(str(cluster.kubeconfig))),
-            sinks=[trail], approver=Deny(), budgets=Budgets(), namespace="shop")
+            sinks=[trail], approver=Deny(None, "no human in this test"), budgets=Budgets(),
+            namespace="shop")
         flavour = model.flavour
     return outcome, trail, server, flavour
 
