@@ -41,13 +41,16 @@ from agent.discovery import discover
 from agent.model_http import (
     auth_message,
     http_error,
+    json_object,
     names_missing_model,
+    no_chat_endpoint,
+    not_a_chat_api,
     retry_after_seconds,
     shared_tls,
     transport_reason,
 )
 from agent.protocols import Completion
-from agent.wire import completion_from_body, normalise_message, tool_names, trim
+from agent.wire import completion_from_body, normalise_message, tool_names
 from budo.errors import (
     ModelError,
     ModelMisconfigured,
@@ -368,19 +371,7 @@ class OpenAIChatModel:
     def _body_or_raise(self, response: httpx.Response, url: str) -> dict[str, Any]:
         status = response.status_code
         if status == 200:
-            try:
-                body = response.json()
-            except ValueError as exc:
-                raise ModelResponseError(
-                    f"the model endpoint at {url} answered 200 with a body that is not JSON: "
-                    f"{trim(response.text)}"
-                ) from exc
-            if not isinstance(body, dict):
-                raise ModelResponseError(
-                    f"the model endpoint at {url} answered with JSON that is not an object: "
-                    f"{trim(response.text)}"
-                )
-            return body
+            return json_object(response, url)
         text = response.text
         if status in (400, 404) and names_missing_model(text, self.model, status):
             raise self._not_found()
@@ -397,21 +388,12 @@ class OpenAIChatModel:
             delay = retry_after_seconds(response.headers.get("Retry-After"), self._clock)
             delay = None if delay is None else min(delay, self.max_retry_after)
             raise _Retryable(http_error(url, status, text), delay=delay)
-        if status in (405, 501):
-            # 501 Not Implemented / 405 Method Not Allowed to a POST: a web server, not a chat
-            # API (Python's http.server, a static site, a proxy's landing page). Not retried.
-            raise ModelResponseError(
-                f"{self.base_url} is not an OpenAI-compatible endpoint (HTTP {status} to POST "
-                f"/chat/completions) — BUDO_LLM_URL should be the /v1 base of Ollama, vLLM, "
-                f"llama.cpp or OpenAI"
-            )
+        if status in (405, 501):  # a web server, not a chat API: not retried
+            raise ModelResponseError(not_a_chat_api(self.base_url, status))
         if status >= 500:
             raise _Retryable(http_error(url, status, text))
         if status in (401, 403):
             raise ModelResponseError(auth_message(self.base_url, status))
         if status == 404:
-            raise ModelResponseError(
-                f"no chat endpoint at {url} (HTTP 404: {trim(text)}) — BUDO_LLM_URL should "
-                f"be the OpenAI-compatible base, usually ending in /v1"
-            )
+            raise ModelResponseError(no_chat_endpoint(url, text))
         raise http_error(url, status, text)

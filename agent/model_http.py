@@ -13,6 +13,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -89,3 +90,31 @@ def transport_reason(exc: BaseException) -> str:
     return "connection refused" if "refused" in text.lower() else trim(text, 120)
 
 
+def json_object(response: httpx.Response, url: str) -> dict[str, Any]:
+    """A 200's body, which must be a JSON object; anything else is one line naming it."""
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise ModelResponseError(
+            f"the model endpoint at {url} answered 200 with a body that is not JSON: "
+            f"{trim(response.text)}"
+        ) from exc
+    if not isinstance(body, dict):
+        raise ModelResponseError(
+            f"the model endpoint at {url} answered with JSON that is not an object: "
+            f"{trim(response.text)}"
+        )
+    return body
+
+
+def not_a_chat_api(base_url: str, status: int) -> str:
+    """501 Not Implemented / 405 Method Not Allowed to a POST: a web server, not a chat API
+    (Python's http.server, a static site, a proxy's landing page)."""
+    return (f"{base_url} is not an OpenAI-compatible endpoint (HTTP {status} to POST "
+            "/chat/completions) — BUDO_LLM_URL should be the /v1 base of Ollama, vLLM, "
+            "llama.cpp or OpenAI")
+
+
+def no_chat_endpoint(url: str, text: str) -> str:
+    return (f"no chat endpoint at {url} (HTTP 404: {trim(text)}) — BUDO_LLM_URL should be the "
+            "OpenAI-compatible base, usually ending in /v1")

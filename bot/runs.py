@@ -29,11 +29,11 @@ from agent import (
     RunInterrupted,
     Stop,
     ToolSpec,
-    past_conversation,
     run_investigation,
 )
 from bot import blocks
 from bot.approvals import ApprovalDesk
+from bot.followups import FollowUps
 from bot.metrics import Metrics, MetricsSink
 from bot.poster import Delivery, SlackPoster
 from bot.sink import RunThread, SlackEventSink
@@ -48,7 +48,6 @@ SHUTDOWN_REASON = "budo shut down while this was in progress"
 QUEUED_SHUTDOWN_REASON = "budo shut down before this started; ask again"
 ENDING_S = 3.0  # after the grace period: posting "interrupted" and flushing Slack
 UNSETTLED = "slack_unsettled"  # audit kind: the next process tells Slack (bot/restart.py)
-HISTORY_KEPT = 200  # follow-up contexts kept in memory (older ones are rebuilt from the store)
 
 
 @dataclass
@@ -87,7 +86,7 @@ class RunManager:
         self.tools = list(tools)
         self.link_base = link_base
         self.active: dict[str, ActiveRun] = {}
-        self.histories: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self.followups = FollowUps()
         self.max_runs = max(1, settings.max_runs)
         self.queue: OrderedDict[str, ActiveRun] = OrderedDict()  # FIFO: oldest first
         self.starting: set[str] = set()  # recorded, root message still being posted
@@ -127,7 +126,7 @@ class RunManager:
             if thread_ts:
                 previous = await self.store.run_for_thread(channel, thread_ts)
                 if previous is not None and previous.status != "running":
-                    history = self.history_for(previous)
+                    history = self.followups.history_for(previous)
             record = await self.store.start_run(
                 source="slack", question=question, channel=channel, thread_ts=thread_ts,
                 requester=user, namespace=namespace, model=self.settings.llm_model)
@@ -203,18 +202,6 @@ class RunManager:
         return (f"An investigation is already running in this thread: run {run_id}{where}. "
                 "Wait for its verdict, or press Cancel on it.")
 
-    def history_for(self, previous: RunRecord) -> list[dict[str, Any]]:
-        """The earlier run's conversation; rebuilt from its question and verdict when it is no
-        longer in memory (after a restart)."""
-        kept = self.histories.get(previous.id)
-        if kept is not None:
-            return list(kept)
-        answer = previous.headline or f"(that run ended {previous.status} without a verdict)"
-        if previous.verdict:
-            answer = str(previous.verdict.get("raw") or previous.verdict.get("root_cause")
-                         or answer)
-        return past_conversation(previous.question, previous.namespace, answer)
-
     # --- the run task ---------------------------------------------------------------------
 
     async def _drive(self, active: ActiveRun) -> None:
@@ -233,7 +220,7 @@ class RunManager:
                                             before_post=active.sink.flush),
                 budgets=wiring.budgets(self.settings), namespace=namespace,
                 requester=thread.requester, history=history, stop_reason=active.stop_reason)
-            self._remember(thread.run_id, outcome.messages)
+            self.followups.remember(thread.run_id, outcome.messages)
             await active.sink.close()  # the outcome is in Slack before the run counts as done
             if active.sink.root_closed:
                 self.unsettled.pop(thread.run_id, None)
@@ -273,11 +260,6 @@ class RunManager:
                 tokens=0))
         except BudoError as exc:
             log.error("run %s: could not record its end: %s", run_id, exc)
-
-    def _remember(self, run_id: str, messages: list[dict[str, Any]]) -> None:
-        self.histories[run_id] = messages
-        while len(self.histories) > HISTORY_KEPT:
-            self.histories.popitem(last=False)
 
     # --- cancel and shutdown --------------------------------------------------------------
 
