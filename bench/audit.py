@@ -5,8 +5,9 @@
    in WAL mode a commit is in the WAL file before COMMIT returns, so it survives kill -9 of
    the process (tests/test_store.py proves that); only a power cut / kernel crash can lose
    the last commits — and with FULL (an fsync per commit, survives power loss) for
-   comparison. Each is also given as a ratio to the baseline measured in the same run: raw
-   sqlite3, same pragmas, same rows (canonical JSON + SHA-256 chain), one transaction per
+   comparison, and NORMAL with the chain keyed by BUDO_AUDIT_KEY (HMAC-SHA256, as the
+   manifests deploy). Each is also given as a ratio to the baseline measured in the same run: raw
+   sqlite3, same pragmas, same rows (canonical JSON + SHA-256 or HMAC chain), one transaction per
    event, no asyncio — what budo's store costs on top of SQLite itself.
    Target >= 2,000 events/s with NORMAL.
 2. Export of a 10,000-event run: reading the events back plus rendering Markdown, and JSONL.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import hmac
 import json
 import os
 import platform
@@ -78,7 +80,8 @@ def workload(run_id: str, count: int, t0: float) -> list[Event]:
     return [type(e)(**{**vars(e), "at": t0 + i * 0.01}) for i, e in enumerate(events[:count])]
 
 
-def raw_sqlite_rate(directory: str, events: list[Event], synchronous: str) -> float:
+def raw_sqlite_rate(directory: str, events: list[Event], synchronous: str,
+                    key: str | None = None) -> float:
     """The baseline: plain sqlite3 on a WAL file with the same pragmas, the same rows and
     chain hash, one IMMEDIATE transaction per event, no event loop and no thread hop."""
     path = os.path.join(directory, f"raw-{synchronous}-{time.monotonic_ns()}.db")
@@ -97,7 +100,8 @@ def raw_sqlite_rate(directory: str, events: list[Event], synchronous: str) -> fl
         body = json.dumps({"run_id": event.run_id, "seq": seq, "at": event.at,
                            "kind": event.kind, "actor": "agent", "prev_hash": prev},
                           sort_keys=True, separators=(",", ":")) + payload
-        digest = hashlib.sha256(body.encode()).hexdigest()
+        digest = (hmac.new(key.encode(), body.encode(), hashlib.sha256).hexdigest() if key
+                  else hashlib.sha256(body.encode()).hexdigest())
         db.execute("BEGIN IMMEDIATE")
         db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    (event.run_id, seq, event.at, event.kind, "agent", payload, prev, digest))
@@ -108,9 +112,10 @@ def raw_sqlite_rate(directory: str, events: list[Event], synchronous: str) -> fl
     return len(events) / elapsed
 
 
-async def append_rate(directory: str, count: int, synchronous: str) -> float:
+async def append_rate(directory: str, count: int, synchronous: str,
+                      key: str | None = None) -> float:
     path = os.path.join(directory, f"append-{synchronous}-{time.monotonic_ns()}.db")
-    async with await Store.open(path, synchronous=synchronous) as store:
+    async with await Store.open(path, synchronous=synchronous, audit_key=key) as store:
         run = await store.start_run(source="terminal", question="bench")
         events = workload(run.id, count, run.started_at)
         sink = AuditSink(store)
@@ -157,17 +162,20 @@ async def main(count: int, repeat: int, export_events: int) -> None:
     print(f"machine: {platform.machine()} {cores} cores, Python {platform.python_version()}, "
           f"SQLite {__import__('sqlite3').sqlite_version}, {platform.system()}")
     with tempfile.TemporaryDirectory(prefix="budo-bench-") as directory:
-        for mode in ("NORMAL", "FULL"):
+        # The manifests deploy with BUDO_AUDIT_KEY set: the keyed chain (HMAC-SHA256) is the
+        # production path; its baseline computes the same HMAC.
+        for mode, key in (("NORMAL", None), ("FULL", None), ("NORMAL", "bench-audit-key")):
             rates, raw = [], []
             for _ in range(repeat):  # interleaved, so both see the same machine load
-                rates.append(await append_rate(directory, count, mode))
+                rates.append(await append_rate(directory, count, mode, key))
                 raw.append(raw_sqlite_rate(directory, workload("r-raw", count, time.time()),
-                                           mode))
+                                           mode, key))
             verdict = ""
             if mode == "NORMAL":
                 verdict = "  (target >= 2,000: " + \
                     ("met)" if statistics.median(rates) >= 2000 else "MISSED)")
-            print(f"append via AuditSink, WAL synchronous={mode}: median "
+            keyed = ", keyed (HMAC, as deployed)" if key else ""
+            print(f"append via AuditSink, WAL synchronous={mode}{keyed}: median "
                   f"{statistics.median(rates):,.0f} events/s over {repeat}x{count} "
                   f"(min {min(rates):,.0f}, max {max(rates):,.0f}) = "
                   f"{statistics.median(rates) / statistics.median(raw):.2f}x raw sqlite3 "

@@ -8,8 +8,8 @@ the bot's own cost (plus the emulator sharing the event loop, which only makes t
    (ack, then a task queries the store and answers via response_url) — p50/p99 from send to
    full response. Target p99 < 50 ms.
 2. Overhead per agent step: run_investigation with a zero-latency model (that yields, as an
-   HTTP call does) and tool, with no sinks vs with the bot's SlackEventSink (and with the
-   AuditSink too), timed until the Slack trail is drained; median over runs of
+   HTTP call does) and tool, with no sinks vs with the AuditSink alone, the bot's
+   SlackEventSink alone, and both, timed until the Slack trail is drained; median over runs of
    (time with − time without) / steps. Target < 5 ms median.
 3. 100 concurrent runs (one channel each, 5 tool calls, 20 ms model latency) started by
    signed slash commands: event-loop lag p99 (a 10 ms ticker), every tool message and verdict
@@ -141,7 +141,11 @@ async def bench_step_overhead(slack: SlackEmulator, tmp: str, steps: int = 20,
         run_id = f"r-{kind}-{index}"
         sinks: list[Any] = [NullSink()]
         sink = None
-        if kind != "none":
+        if kind == "audit":
+            record = await store.start_run(source="slack", question="bench")
+            run_id = record.id
+            sinks = [AuditSink(store)]
+        elif kind != "none":
             root = await poster.post("CSTEP", "root")
             thread = RunThread(run_id, "CSTEP", root, root, "bench", "U1")
             sink = SlackEventSink(poster, thread)
@@ -160,12 +164,12 @@ async def bench_step_overhead(slack: SlackEmulator, tmp: str, steps: int = 20,
         assert outcome.status == "succeeded", outcome
         return elapsed
 
-    results: dict[str, list[float]] = {"none": [], "slack": [], "slack+audit": []}
+    results: dict[str, list[float]] = {"none": [], "audit": [], "slack": [], "slack+audit": []}
     for index in range(rounds):
         for kind in results:
             results[kind].append(await one(kind, index))
     base = statistics.median(results["none"])
-    for kind in ("slack", "slack+audit"):
+    for kind in ("audit", "slack", "slack+audit"):
         per_step = [(t - base) / steps * 1000 for t in results[kind]]
         print(f"overhead per step, {kind:<11} ({steps} steps x {rounds} runs): median "
               f"{statistics.median(per_step):.3f} ms, p90 {pct(per_step, 0.9):.3f} ms "
