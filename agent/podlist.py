@@ -20,18 +20,28 @@ from datetime import datetime
 from agent.analyzers.common import CRITICAL, Finding, Obj, fit, name_of, owner_of
 from agent.analyzers.pods import pod_findings
 from agent.reads import RunReads
-from agent.render import pod_restarts, pod_status, pod_unhealthy, pods_table
+from agent.render import pod_ready, pod_restarts, pod_status, pod_unhealthy, pods_table
 from agent.survey import events_for, namespace_findings
 from budo.errors import ClusterError
 
 FULL_TABLE = 60
 MAX_ROWS = 25
 MAX_POD_EVENT_READS = 6
+NOT_READY = "Running (not Ready)"  # kubectl says Running with READY 0/1: say what it means
+
 # Worst first: a pod that cannot start outranks one that restarts, which outranks not Ready.
 SEVERITY_ORDER = ("CrashLoopBackOff", "OOMKilled", "Error", "ImagePullBackOff", "ErrImagePull",
                   "InvalidImageName", "CreateContainerConfigError", "CreateContainerError",
                   "RunContainerError", "StartError", "Init:", "Evicted", "Pending",
-                  "ContainerCreating", "Terminating", "Unknown", "Running")
+                  "ContainerCreating", "Terminating", "Unknown", NOT_READY, "Running")
+
+
+def _status(pod: Obj) -> str:
+    """kubectl's STATUS, except that a Running pod whose containers are not all Ready says
+    so: in a summary by status, "Running 100" among the unhealthy would hide why."""
+    status = pod_status(pod)
+    ready, total = pod_ready(pod)
+    return NOT_READY if status == "Running" and ready < total else status
 
 
 def _rank(status: str) -> int:
@@ -63,7 +73,7 @@ async def get_pods_result(reads: RunReads, namespace: str, now: datetime | None 
     # Group failing pods by (workload, status): one example speaks for its group.
     groups: dict[tuple[str, str], list[Obj]] = defaultdict(list)
     for pod in unhealthy:
-        groups[(_workload(pod), pod_status(pod))].append(pod)
+        groups[(_workload(pod), _status(pod))].append(pod)
     ordered = sorted(groups.items(), key=lambda kv: (_rank(kv[0][1]), -len(kv[1]), kv[0]))
     examples = [members[0] for _, members in ordered]
     events = await events_for(reads, namespace,
@@ -96,14 +106,14 @@ async def get_pods_result(reads: RunReads, namespace: str, now: datetime | None 
 
 
 def _unhealthy_first(pods: Sequence[Obj], flagged: set[str]) -> list[Obj]:
-    return sorted(pods, key=lambda p: (name_of(p) not in flagged, _rank(pod_status(p)),
+    return sorted(pods, key=lambda p: (name_of(p) not in flagged, _rank(_status(p)),
                                        name_of(p)))
 
 
 def _summary(pods: Sequence[Obj], unhealthy: Sequence[Obj],
              ordered: list[tuple[tuple[str, str], list[Obj]]], flagged: set[str],
              now: datetime | None) -> str:
-    by_status = Counter(pod_status(p) for p in unhealthy)
+    by_status = Counter(_status(p) for p in unhealthy)
     lines = []
     if unhealthy:
         counts = ", ".join(f"{status} {n}" for status, n in

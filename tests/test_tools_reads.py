@@ -126,6 +126,7 @@ workloads:
      state: waiting, reason: ImagePullBackOff, message: 'Back-off pulling image "x"'}
   - {name: batch, replicas: 3, image: "registry.example/batch:1", ports: [8080],
      state: pending, message: "0/3 nodes are available: 3 Insufficient memory."}
+  - {name: gate, replicas: 4, image: "registry.example/gate:1", ports: [8080], ready: false}
 logs:
   shop/chatty/server: ""
 expect: {root_cause: [api]}
@@ -141,11 +142,12 @@ async def test_get_pods_in_a_large_namespace_puts_every_unhealthy_pod_first(
     big = await tools(path)
     result = await big("get_pods", namespace="shop")
     head = result.output.splitlines()
-    assert head[0] == "namespace shop: 88 pods, 16 unhealthy (marked !, listed first)"
+    assert head[0] == "namespace shop: 92 pods, 20 unhealthy (marked !, listed first)"
     assert head[1] == ("unhealthy by status (worst first): CrashLoopBackOff 8, "
-                       "ImagePullBackOff 5, Pending 3")
+                       "ImagePullBackOff 5, Pending 3, Running (not Ready) 4")
+    assert "deployment gate: 4 Running (not Ready)" in result.output
     assert "healthy (Running and Ready) by workload: deployment worker 60" in result.output
-    assert sum(1 for line in head if line.startswith("!")) == 3  # one example per group
+    assert sum(1 for line in head if line.startswith("!")) == 4  # one example per group
     findings = "\n".join(result.findings)
     assert "8 pods of deployment api are CrashLoopBackOff" in findings
     assert "5 pods of deployment puller are ImagePullBackOff" in findings
