@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agent.events import Event, RunFailed, RunInterrupted
-from agent.loop import Budgets, Stop, past_conversation, run_investigation
+from agent.loop import Budgets, RunOutcome, Stop, past_conversation, run_investigation
 from agent.model import OpenAIChatModel
 from agent.protocols import (
     ApprovalDecision,
@@ -274,16 +274,23 @@ async def test_per_tool_timeout_is_a_result(scripted_model):
     assert "timed out after 0.2s" in rec.of("tool_finished")[0].error
 
 
-async def test_cancel_mid_tool_ends_cleanly(scripted_model):
+async def cancel_mid_tool(scripted_model, rec: Recorder,
+                          stop_reason: Any = None) -> RunOutcome:
+    """Start a run, cancel its task while the `slow` tool runs, and return how it ended."""
     server = await scripted_model([call("slow", namespace="shop"), {"answer": ANSWER}])
-    rec, box = Recorder(), Toolbox()
+    box = Toolbox()
     async with OpenAIChatModel(server.url, "m", max_retries=0) as model:
         task = asyncio.create_task(run_investigation(
             "q", run_id="r-c", model=model, tools=box.specs(), sinks=[rec],
-            approver=Approver(False)))
+            approver=Approver(False), stop_reason=stop_reason))
         await asyncio.wait_for(box.slow_started.wait(), 5)
         task.cancel()
-        outcome = await asyncio.wait_for(task, 5)
+        return await asyncio.wait_for(task, 5)
+
+
+async def test_cancel_mid_tool_ends_cleanly(scripted_model):
+    rec = Recorder()
+    outcome = await cancel_mid_tool(scripted_model, rec)
     assert outcome.status == "cancelled"
     assert rec.kinds()[-1] == "cancelled"
     assert "tool_finished" not in rec.kinds()
@@ -291,15 +298,9 @@ async def test_cancel_mid_tool_ends_cleanly(scripted_model):
 
 async def test_the_caller_says_why_it_cancelled(scripted_model):
     """Shutdown is not a Cancel press: the loop ends the run as the canceller says."""
-    server = await scripted_model([call("slow", namespace="shop"), {"answer": ANSWER}])
-    rec, box = Recorder(), Toolbox()
-    async with OpenAIChatModel(server.url, "m", max_retries=0) as model:
-        task = asyncio.create_task(run_investigation(
-            "q", run_id="r-i", model=model, tools=box.specs(), sinks=[rec],
-            approver=Approver(False), stop_reason=lambda: Stop("interrupted", "shutting down")))
-        await asyncio.wait_for(box.slow_started.wait(), 5)
-        task.cancel()
-        outcome = await asyncio.wait_for(task, 5)
+    rec = Recorder()
+    outcome = await cancel_mid_tool(scripted_model, rec,
+                                    lambda: Stop("interrupted", "shutting down"))
     assert (outcome.status, outcome.reason) == ("interrupted", "shutting down")
     last = rec.events[-1]
     assert isinstance(last, RunInterrupted) and last.reason == "shutting down"
